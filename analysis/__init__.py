@@ -1,0 +1,1 @@
+"""Stage 3: comparisons, figures, LaTeX tables and reports, from a run directory."""

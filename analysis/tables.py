@@ -1,0 +1,351 @@
+r"""Booktabs LaTeX tables from the run directory's DataFrames.
+
+Each table is a ``table`` environment with a caption and a label, ready for
+``\input{}``; :func:`write_tables` also writes ``tables/preview.tex``, a complete
+document that inputs them all and compiles alone with ``pdflatex`` (packages: booktabs,
+amsmath). Numbers are rounded to significant figures; floats inside sympy expressions
+are rounded the same way before sympy's LaTeX printer sees them; plain-text cells are
+escaped (``stdp_pair`` -> ``stdp\_pair``). The layout follows PySR's
+``export_latex.py``, without its ``exec`` of generated source.
+
+Example::
+
+  >>> import pandas as pd
+  >>> df = pd.DataFrame({"id": [0], "complexity": [3], "loss": [1.2345e-4],
+  ...                    "latex": ["x y"], "selected": [True]})
+  >>> print(equations_table(df))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+import sympy
+
+from . import rundir
+
+_LATEX_SPECIALS = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
+
+
+def escape_latex(text: str) -> str:
+    r"""Escape LaTeX's special characters in plain text.
+
+    Args:
+      text: e.g. a rule name such as ``"stdp_pair"``.
+
+    Returns:
+      Text that typesets literally, e.g. ``"stdp\_pair"``.
+    """
+    return "".join(_LATEX_SPECIALS.get(c, c) for c in str(text))
+
+
+def round_sig(x: float, digits: int = 3) -> float:
+    """Round ``x`` to ``digits`` significant figures.
+
+    Args:
+      x: a number; 0, NaN and infinities are returned unchanged.
+      digits: significant figures to keep (at least 1).
+
+    Returns:
+      The rounded float, e.g. ``round_sig(0.0123456) == 0.0123``.
+    """
+    x = float(x)
+    if x == 0 or not math.isfinite(x):
+        return x
+    return round(x, digits - 1 - math.floor(math.log10(abs(x))))
+
+
+def round_expr(expr: sympy.Expr, digits: int = 3) -> sympy.Expr:
+    """Round every float inside a sympy expression to ``digits`` significant figures.
+
+    Integers and rationals are left exact; only :class:`sympy.Float` atoms change.
+
+    Args:
+      expr: a sympy expression, e.g. ``0.981234*x*y - 1.0123*w*y**2``.
+      digits: significant figures to keep.
+
+    Returns:
+      The expression with rounded floats (printed with ``digits`` digits).
+    """
+    rounded = {f: sympy.Float(round_sig(float(f), digits), digits) for f in expr.atoms(sympy.Float)}
+    return expr.xreplace(rounded)
+
+
+def expr_latex(expr: sympy.Expr, digits: int = 3) -> str:
+    """LaTeX for a sympy expression, floats rounded to ``digits`` significant figures.
+
+    Args:
+      expr: a sympy expression.
+      digits: significant figures for its floats.
+
+    Returns:
+      sympy's LaTeX for :func:`round_expr` of ``expr``, e.g. ``"- 1.01 w y^{2} + 0.981 x y"``.
+    """
+    return sympy.latex(round_expr(expr, digits))
+
+
+def format_number(x: float, digits: int = 3, scientific: bool = False) -> str:
+    r"""Math-mode LaTeX (without ``$``) for a number to ``digits`` significant figures.
+
+    Plain decimals are used for magnitudes from 1e-3 up to ``10**digits``; outside that,
+    or with ``scientific=True``, the form is ``1.23 \times 10^{-4}`` (no factor for an
+    exponent of 0). Trailing zeros are kept: they are significant (``1.00``).
+
+    Args:
+      x: the number; NaN gives ``"--"`` (use it outside math mode), infinities ``\infty``.
+      digits: significant figures.
+      scientific: force scientific notation (as for fit losses).
+
+    Returns:
+      The LaTeX text, e.g. ``format_number(0.91234) == "0.912"``,
+      ``format_number(1.2345e-4, scientific=True) == r"1.23 \times 10^{-4}"``.
+    """
+    x = float(x)
+    if math.isnan(x):
+        return "--"
+    if math.isinf(x):
+        return r"\infty" if x > 0 else r"-\infty"
+    if x == 0:
+        return "0"
+    mantissa, exponent = f"{x:.{digits - 1}e}".split("e")
+    exponent = int(exponent)
+    if not scientific and -3 <= exponent < digits:
+        text = f"{x:#.{digits}g}"
+        return text.rstrip(".") if "e" not in text else text
+    return mantissa if exponent == 0 else rf"{mantissa} \times 10^{{{exponent}}}"
+
+
+def _math(x: float, digits: int = 3, scientific: bool = False, bold: bool = False) -> str:
+    text = format_number(x, digits, scientific)
+    if text == "--":
+        return text
+    return rf"{{\boldmath${text}$}}" if bold else f"${text}$"
+
+
+def _environment(
+    caption: str,
+    label: str,
+    colspec: str,
+    header: Sequence[str],
+    rows: Sequence[Sequence[str]],
+) -> str:
+    lines = [
+        r"\begin{table}[htbp]",
+        r"  \centering",
+        r"  \small",
+        rf"  \caption{{{caption}}}",
+        rf"  \label{{{label}}}",
+        rf"  \begin{{tabular}}{{{colspec}}}",
+        r"    \toprule",
+        "    " + " & ".join(header) + r" \\",
+        r"    \midrule",
+        *("    " + " & ".join(row) + r" \\" for row in rows),
+        r"    \bottomrule",
+        r"  \end{tabular}",
+        r"\end{table}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def equation_latex(row: pd.Series, digits: int = 3) -> str:
+    """The right-hand side of one ``equations.csv`` row as LaTeX.
+
+    Args:
+      row: a row with ``latex`` and ``equation``.
+      digits: significant figures, used only when printing from ``equation``.
+
+    Returns:
+      The ``latex`` cell if it is not empty, else sympy's LaTeX of the ``equation`` text
+      (parsed with ``discover.equations.parse_equation``, imported only then) with floats
+      rounded by :func:`expr_latex`.
+    """
+    latex = str(row.get("latex", "") or "").strip()
+    if latex and latex.lower() != "nan":
+        return latex
+    # No LaTeX recorded: print it from the equation text through the restricted parser
+    # (imported lazily: analysis reads files and stays light at import time).
+    from discover.equations import parse_equation
+
+    return expr_latex(parse_equation(str(row["equation"])), digits)
+
+
+def equations_table(
+    df: pd.DataFrame,
+    digits: int = 3,
+    caption: str | None = None,
+    label: str = "tab:equations",
+) -> str:
+    r"""A booktabs table of the Pareto front of distilled equations.
+
+    Columns: ID, complexity, loss (scientific notation, ``digits`` significant figures)
+    and the equation as ``$\Delta w = <latex>$``; a ``backend`` column is added when the
+    front mixes backends. The selected equation's row is set in bold.
+
+    Args:
+      df: ``equations.csv`` as a DataFrame; needs ``id, complexity, loss, latex,
+        selected`` (``equation`` is used when a ``latex`` cell is empty).
+      digits: significant figures for the loss.
+      caption: caption text (LaTeX); a default describes the table.
+      label: the ``\label`` key.
+
+    Returns:
+      The ``table`` environment as a string ending in a newline.
+
+    Example::
+
+      >>> df = pd.DataFrame({"id": [0, 1], "complexity": [3, 7],
+      ...                    "loss": [2.5e-2, 1.2345e-6],
+      ...                    "latex": ["x y", "- w y^{2} + x y"],
+      ...                    "selected": [False, True]})
+      >>> tex = equations_table(df)
+    """
+    multi_backend = "backend" in df.columns and df["backend"].nunique() > 1
+    if caption is None:
+        backend = ""
+        if "backend" in df.columns and df["backend"].nunique() == 1:
+            backend = f" (backend: {escape_latex(df['backend'].iloc[0])})"
+        caption = (
+            f"Pareto front of distilled equations{backend}: complexity (sympy node count) "
+            "against fit loss to the neural rule. The selected equation is set in bold."
+        )
+    header = ["ID", *(["Backend"] if multi_backend else []), "Complexity", "Loss", "Equation"]
+    colspec = "r" + ("l" if multi_backend else "") + "rrl"
+    rows = []
+    for _, row in df.iterrows():
+        bold = bool(row["selected"])
+
+        def text(s: str) -> str:
+            return rf"\textbf{{{s}}}" if bold else s
+
+        eq = rf"\Delta w = {equation_latex(row, digits)}"
+        rows.append(
+            [
+                text(escape_latex(str(row["id"]))),
+                *([text(escape_latex(row["backend"]))] if multi_backend else []),
+                text(str(int(row["complexity"]))),
+                _math(row["loss"], digits, scientific=True, bold=bold),
+                rf"{{\boldmath${eq}$}}" if bold else f"${eq}$",
+            ]
+        )
+    return _environment(caption, label, colspec, header, rows)
+
+
+def verification_table(
+    df: pd.DataFrame,
+    digits: int = 3,
+    caption: str | None = None,
+    label: str = "tab:verification",
+) -> str:
+    r"""A booktabs table of each rule's meta-objective on held-out episodes.
+
+    Columns: rule (escaped text), kind, objective mean, confidence interval
+    ``[low, high]`` and the ratio to the neural rule, all to ``digits`` significant
+    figures, in the order of ``df``.
+
+    Args:
+      df: ``verification.csv`` as a DataFrame; needs ``rule, kind, objective_mean,
+        objective_ci_low, objective_ci_high, relative_to_neural``.
+      digits: significant figures.
+      caption: caption text (LaTeX); a default describes the table.
+      label: the ``\label`` key.
+
+    Returns:
+      The ``table`` environment as a string ending in a newline.
+
+    Example::
+
+      >>> df = pd.DataFrame({"rule": ["neural", "stdp_pair"], "kind": ["neural", "canonical"],
+      ...                    "objective_mean": [0.9, 0.8], "objective_ci_low": [0.89, 0.78],
+      ...                    "objective_ci_high": [0.91, 0.82], "relative_to_neural": [1.0, 0.889]})
+      >>> tex = verification_table(df)
+    """
+    if caption is None:
+        caption = (
+            "Meta-objective of each rule on held-out episodes (higher is better): mean, "
+            "confidence interval (CI) and ratio to the neural rule."
+        )
+    header = ["Rule", "Kind", "Objective", "CI", "Relative to neural"]
+    rows = []
+    for _, row in df.iterrows():
+        lo, hi = float(row["objective_ci_low"]), float(row["objective_ci_high"])
+        if math.isnan(lo) or math.isnan(hi):
+            ci = "--"
+        else:
+            ci = f"$[{format_number(lo, digits)}, {format_number(hi, digits)}]$"
+        rows.append(
+            [
+                escape_latex(row["rule"]),
+                escape_latex(row["kind"]),
+                _math(row["objective_mean"], digits),
+                ci,
+                _math(row["relative_to_neural"], digits),
+            ]
+        )
+    return _environment(caption, label, "llrcr", header, rows)
+
+
+def preview_document(names: Sequence[str]) -> str:
+    r"""A complete LaTeX document that ``\input``\ s each table file in ``names``.
+
+    Args:
+      names: file names relative to the ``tables/`` directory, e.g. ``["equations.tex"]``.
+
+    Returns:
+      The document; it compiles alone with ``pdflatex`` run inside ``tables/``.
+    """
+    body = [rf"\input{{{n}}}" for n in names] or ["No tables: the run directory has no inputs for them."]
+    lines = [
+        r"\documentclass{article}",
+        r"\usepackage[T1]{fontenc}",
+        r"\usepackage{amsmath}",
+        r"\usepackage{booktabs}",
+        r"\begin{document}",
+        *body,
+        r"\end{document}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_tables(run_dir: str | os.PathLike) -> list[Path]:
+    """Write the LaTeX tables of a run directory into its ``tables/`` folder.
+
+    Writes ``tables/equations.tex`` (if ``equations.csv`` exists),
+    ``tables/verification.tex`` (if ``verification.csv`` exists) and always
+    ``tables/preview.tex``; each file atomically.
+
+    Args:
+      run_dir: the run directory.
+
+    Returns:
+      The paths written, preview last.
+
+    Raises:
+      RunDirectoryError: if an input CSV is malformed (see :mod:`analysis.rundir`).
+    """
+    run_dir = Path(run_dir)
+    out = run_dir / "tables"
+    written: list[Path] = []
+    equations = rundir.read_equations(run_dir)
+    if equations is not None:
+        written.append(rundir.atomic_write_text(out / "equations.tex", equations_table(equations)))
+    verification = rundir.read_verification(run_dir)
+    if verification is not None:
+        written.append(rundir.atomic_write_text(out / "verification.tex", verification_table(verification)))
+    preview = preview_document([p.name for p in written])
+    written.append(rundir.atomic_write_text(out / "preview.tex", preview))
+    return written

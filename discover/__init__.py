@@ -1,0 +1,1 @@
+"""Stage 1: simulator, plasticity rules, meta-tasks and meta-optimizers."""

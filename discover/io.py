@@ -1,0 +1,125 @@
+"""Run-directory I/O: atomic writes, pytree files, the manifest.
+
+Every file is written to a temporary name in its own directory and renamed into place,
+so an interrupted run never leaves a half-written file behind (DESIGN.md section 5).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from pathlib import Path
+
+import jax
+import numpy as np
+
+
+class RunDirError(ValueError):
+    """A run directory that lacks what a stage needs; the message says which command makes it."""
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode())
+
+
+def write_csv(path: str | Path, df) -> Path:
+    return atomic_write_text(path, df.to_csv(index=False))
+
+
+def write_json(path: str | Path, obj) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=1, default=_json_default) + "\n")
+
+
+def _json_default(o):
+    if isinstance(o, (np.generic,)):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+def save_pytree(path: str | Path, tree) -> Path:
+    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+    arrays = {jax.tree_util.keystr(k): np.asarray(v) for k, v in leaves}
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def load_pytree(path: str | Path, template):
+    """Load arrays saved by :func:`save_pytree` into the structure of ``template``."""
+    path = Path(path)
+    with np.load(path) as data:
+        leaves, treedef = jax.tree_util.tree_flatten_with_path(template)
+        out = []
+        for k, v in leaves:
+            name = jax.tree_util.keystr(k)
+            if name not in data:
+                raise RunDirError(f"{path} has no array {name}; it was written for a different rule. "
+                                  "Delete it or rerun `plasticity discover` with the config that made it.")
+            arr = data[name]
+            if arr.shape != np.shape(v):
+                raise RunDirError(f"{path}: {name} has shape {arr.shape}, the rule expects {np.shape(v)}; "
+                                  "the config changed since this file was written. Use a new --out directory.")
+            out.append(jax.numpy.asarray(arr, dtype=getattr(v, "dtype", None)))
+    return jax.tree_util.tree_unflatten(treedef, out)
+
+
+def git_commit() -> str:
+    try:
+        here = Path(__file__).resolve().parent
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or "unknown"
+    except Exception:
+        return "unknown"
+
+
+def update_manifest(run_dir: str | Path, **fields) -> dict:
+    """Merge ``fields`` into ``manifest.json`` (``timings_s`` merged key by key)."""
+    path = Path(run_dir) / "manifest.json"
+    manifest = json.loads(path.read_text()) if path.exists() else {}
+    if not manifest:
+        from importlib.metadata import PackageNotFoundError, version
+
+        def ver(name):
+            try:
+                return version(name)
+            except PackageNotFoundError:
+                return None
+
+        manifest = {
+            "package_version": ver("plasticity-discovery"),
+            "git_commit": git_commit(),
+            "python": platform.python_version(),
+            "jax_version": jax.__version__,
+            "optax_version": ver("optax"),
+            "sympy_version": ver("sympy"),
+            "device_count": jax.device_count(),
+            "platform": jax.default_backend(),
+            "timings_s": {},
+        }
+    timings = fields.pop("timings_s", None)
+    manifest.update(fields)
+    if timings:
+        manifest.setdefault("timings_s", {}).update(timings)
+    write_json(path, manifest)
+    return manifest

@@ -1,0 +1,175 @@
+"""Gradient meta-training: backprop through unrolled episodes, with optax.
+
+One jitted ``train_step`` samples a meta-batch of episodes (the key is ``fold_in(seed,
+step)``, so a resumed run draws exactly the episodes an uninterrupted one would), takes
+the mean episode meta-loss, its gradient with respect to the rule's parameters through
+the whole unroll (``jax.checkpoint`` segments bound the memory, see
+:mod:`discover.unroll`), clips the global gradient norm and applies Adam. A fixed set of
+held-out validation episodes is scored every ``eval_every`` steps; the parameters with
+the best validation loss are the result.
+
+The state is checkpointed atomically every ``save_every`` steps; rerunning the same
+command resumes from it. A non-finite meta-loss or gradient stops training with
+:class:`MetaTrainingError`, which says at which step, where the last good checkpoint is,
+and what to change; nothing already written is lost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import optax
+import pandas as pd
+from tqdm.auto import tqdm
+
+from .config import MetaConfig
+from .io import load_pytree, save_pytree, write_csv, write_json
+
+
+class MetaTrainingError(RuntimeError):
+    """Meta-training cannot go on (e.g. a NaN); the message says what to change."""
+
+
+def make_optimizer(meta: MetaConfig) -> optax.GradientTransformation:
+    lr = meta.learning_rate
+    if meta.lr_schedule == "cosine":
+        lr = optax.warmup_cosine_decay_schedule(0.0, meta.learning_rate, min(100, meta.steps // 10 + 1),
+                                                meta.steps, end_value=meta.learning_rate * 0.02)
+    base = optax.adam(lr) if meta.optimizer == "adam" else optax.sgd(lr)
+    return optax.chain(optax.clip_by_global_norm(meta.grad_clip), base)
+
+
+def batch_loss(task, rule, dw_penalty: float = 0.0, dw_scale: float = 1.0):
+    """Mean meta-loss over a batch, plus ``dw_penalty * mean(dw**2) / dw_scale**2``.
+
+    The penalty is a parsimony prior: rule components that do not help the objective
+    (e.g. zero-mean terms that only add noise to the weights) cost energy and are driven
+    out, which makes the learned rule identifiable. It does not change which terms are
+    needed, nor their ratios, only their overall scale.
+    """
+    def f(params, episodes):
+        loss, energy = jax.vmap(lambda e: task.loss_and_energy(rule, params, e))(episodes)
+        out = jnp.mean(loss)
+        if dw_penalty:
+            out = out + dw_penalty * jnp.mean(energy) / dw_scale**2
+        return out
+    return f
+
+
+def meta_train(task, rule, meta: MetaConfig, run_dir: str | Path | None = None, *, config_hash: str = "",
+               progress: bool = True, params0=None):
+    """Meta-train ``rule`` on ``task``.
+
+    Args:
+      task: a :class:`~discover.tasks.base.Task`.
+      rule: the learnable rule (MLP or polynomial, or a symbolic rule with free parameters).
+      meta: optimizer settings.
+      run_dir: where ``checkpoint/``, ``rule/params.npz`` and ``meta_history.csv`` go;
+        ``None`` keeps everything in memory.
+      config_hash: identifies the config; a checkpoint made with another config is not resumed.
+
+    Returns:
+      ``(best_params, history DataFrame)``.
+    """
+    key = jax.random.key(meta.seed)
+    k_init, k_val, k_train = jax.random.split(key, 3)
+    params = rule.init(k_init) if params0 is None else params0
+    opt = make_optimizer(meta)
+    opt_state = opt.init(params)
+    loss_fn = batch_loss(task, rule, meta.dw_penalty, getattr(rule, "output_scale", 1.0))
+    val_episodes = task.sample(k_val, meta.val_episodes)
+
+    pool = task.sample(k_train, meta.train_episodes) if meta.train_episodes else None
+
+    def draw(step):
+        if pool is None:  # fresh episodes every step
+            return task.sample(jax.random.fold_in(k_train, step), meta.batch)
+        if meta.batch >= meta.train_episodes:  # full batch: a deterministic objective
+            return pool
+        idx = jax.random.choice(jax.random.fold_in(k_train, step), meta.train_episodes, (meta.batch,), replace=False)
+        return jax.tree_util.tree_map(lambda a: a[idx], pool)
+
+    @jax.jit
+    def train_step(params, opt_state, step):
+        episodes = draw(step)
+        loss, grads = jax.value_and_grad(loss_fn)(params, episodes)
+        gnorm = optax.global_norm(grads)
+        updates, opt_state = opt.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss, gnorm
+
+    val_fn = jax.jit(batch_loss(task, rule))
+
+    run_dir = Path(run_dir) if run_dir is not None else None
+    ck = run_dir / "checkpoint" if run_dir else None
+    start, rows, best = 0, [], {"val": math.inf, "step": -1}
+    best_params = params
+    if ck is not None and (ck / "state.json").exists():
+        st = json.loads((ck / "state.json").read_text())
+        if st.get("config_hash") == config_hash:
+            params = load_pytree(ck / "params.npz", params)
+            opt_state = load_pytree(ck / "opt_state.npz", opt_state)
+            best_params = load_pytree(ck / "best_params.npz", params)
+            start, best = st["step"], st["best"]
+            hist = run_dir / "meta_history.csv"
+            rows = pd.read_csv(hist).to_dict("records") if hist.exists() else []
+            print(f"resuming meta-training from step {start} ({ck})", file=sys.stderr)
+        else:
+            print(f"checkpoint in {ck} was made with another config; starting afresh", file=sys.stderr)
+
+    def save(step):
+        if ck is None:
+            return
+        save_pytree(ck / "params.npz", params)
+        save_pytree(ck / "opt_state.npz", opt_state)
+        save_pytree(ck / "best_params.npz", best_params)
+        write_json(ck / "state.json", {"step": step, "best": best, "config_hash": config_hash})
+        write_csv(run_dir / "meta_history.csv", pd.DataFrame(rows, columns=["step", "meta_loss", "val_loss", "wall_s"]))
+
+    t0 = time.perf_counter() - (rows[-1]["wall_s"] if rows else 0.0)
+    bar = tqdm(range(start, meta.steps), desc="meta-training", disable=not progress, file=sys.stderr, mininterval=2.0,
+               initial=start, total=meta.steps, dynamic_ncols=True)
+    for step in bar:
+        new_params, new_opt_state, loss, gnorm = train_step(params, opt_state, step)
+        loss, gnorm = float(loss), float(gnorm)
+        if not (math.isfinite(loss) and math.isfinite(gnorm)):
+            where = f"the last good checkpoint (step {start if not rows else rows[-1]['step']}) is in {ck}" if ck \
+                else "nothing was saved (no run directory)"
+            raise MetaTrainingError(
+                f"meta-loss or its gradient became {'NaN' if not math.isfinite(loss) else 'infinite'} at "
+                f"meta-step {step} (loss={loss}, grad norm={gnorm}): the plasticity rule made the weights "
+                f"diverge. {where}. Lower [meta] learning_rate (now {meta.learning_rate}) or [rule] "
+                "output_scale, or bound the weights with [network] w_min / w_max, then rerun the same "
+                "command (it resumes from the checkpoint if the config is unchanged; use a new --out otherwise)."
+            )
+        params, opt_state = new_params, new_opt_state
+        row = {"step": step + 1, "meta_loss": loss, "val_loss": float("nan"),
+               "wall_s": round(time.perf_counter() - t0, 3)}
+        if (step + 1) % meta.eval_every == 0 or step + 1 == meta.steps:
+            val = float(val_fn(params, val_episodes))
+            row["val_loss"] = val
+            if math.isfinite(val) and val < best["val"]:
+                best = {"val": val, "step": step + 1}
+                best_params = params
+            bar.set_postfix(loss=f"{loss:.4g}", val=f"{val:.4g}", best=f"{best['val']:.4g}")
+        rows.append(row)
+        if (step + 1) % meta.save_every == 0 or step + 1 == meta.steps:
+            save(step + 1)
+    bar.close()
+    if best["step"] < 0:  # no validation ran (e.g. resumed at the end)
+        best_params = params
+    history = pd.DataFrame(rows, columns=["step", "meta_loss", "val_loss", "wall_s"])
+    return best_params, history
+
+
+def config_digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+__all__ = ["meta_train", "MetaTrainingError", "make_optimizer", "batch_loss", "config_digest"]

@@ -1,0 +1,192 @@
+"""Networks as pure step functions: ``(state, inputs_t) -> (state, locals_t)``.
+
+Both networks keep the weight matrix ``W[post, pre]`` in their state and apply the
+plasticity rule once per step to every synapse, with the local variables of DESIGN.md
+section 2 broadcast over ``[post, pre]``. They are unrolled by :mod:`discover.unroll`
+and batched over episodes with ``vmap`` by the tasks.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+
+from .rules.base import Rule
+from .spikes import spike
+
+ACTIVATIONS = {
+    "linear": lambda u: u,
+    "tanh": jnp.tanh,
+    "sigmoid": jax.nn.sigmoid,
+    "relu": jax.nn.relu,
+    "softplus": jax.nn.softplus,
+}
+
+
+def _clip(W, lo, hi):
+    if lo is None and hi is None:
+        return W
+    return jnp.clip(W, lo, hi)
+
+
+@dataclass(frozen=True)
+class RateNetwork:
+    """``y = f(W x)``; traces for BCM (``theta``) and the covariance rule (means).
+
+    ``theta`` is the low-pass of ``y**2`` with time constant ``tau_theta`` (steps), as in
+    Intrator & Cooper 1992; ``x_mean``, ``y_mean`` low-pass ``x``, ``y`` with ``tau_mean``.
+    Traces are updated with the current step's activity before the rule reads them.
+    """
+
+    n_pre: int
+    n_post: int
+    activation: str = "linear"
+    w_min: float | None = None
+    w_max: float | None = None
+
+    def __post_init__(self):
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"network.activation {self.activation!r} unknown; use one of {', '.join(ACTIVATIONS)}")
+
+    def init_state(self, W0, theta0=None):
+        W0 = jnp.asarray(W0, jnp.float32)
+        return {
+            "W": W0,
+            "theta": jnp.zeros((self.n_post,), jnp.float32) if theta0 is None else jnp.asarray(theta0, jnp.float32),
+            "x_mean": jnp.zeros((self.n_pre,), jnp.float32),
+            "y_mean": jnp.zeros((self.n_post,), jnp.float32),
+        }
+
+    def step(self, rule: Rule, rparams, state, inp):
+        tau = rule.tau(rparams)
+        W, x = state["W"], inp["x"]
+        y = ACTIVATIONS[self.activation](W @ x)
+        theta = state["theta"] + (y * y - state["theta"]) / tau["tau_theta"]
+        x_mean = state["x_mean"] + (x - state["x_mean"]) / tau["tau_mean"]
+        y_mean = state["y_mean"] + (y - state["y_mean"]) / tau["tau_mean"]
+        local = {
+            "x": x[None, :], "y": y[:, None], "w": W, "theta": theta[:, None],
+            "x_mean": x_mean[None, :], "y_mean": y_mean[:, None],
+            "m": inp.get("m", jnp.zeros((), jnp.float32)),
+        }
+        dw = rule(rparams, local)
+        new = {"W": _clip(W + dw, self.w_min, self.w_max), "theta": theta, "x_mean": x_mean, "y_mean": y_mean}
+        return new, local
+
+
+@dataclass(frozen=True)
+class LIFNetwork:
+    """Leaky integrate-and-fire neurons driven by presynaptic spike trains.
+
+    Membrane (mV, ms): ``tau_m dv/dt = (v_rest - v) + I`` (current-based, ``I`` in mV,
+    each input spike adds ``w_scale * w`` to ``I``, which decays with ``tau_syn``) or
+    ``tau_m dv/dt = (v_rest - v) + g (E_e - v)`` (conductance-based, ``g`` in units of the
+    leak conductance, each spike adds ``w_scale * w``). Integration: ``"exact"`` (exact
+    exponential for the linear current-based system; exponential Euler with ``g`` frozen
+    over the step for conductances, as Brian2's ``exponential_euler``) or ``"euler"``.
+
+    Order within a step follows Brian2's schedule (state update, threshold, synapses,
+    reset): an input spike in step ``t`` reaches the membrane from step ``t + 1``. Traces
+    decay by ``exp(-dt/tau)`` each step (exact, like Brian2's event-driven traces); the
+    rule sees ``tr_pre`` after this step's presynaptic spike was added and ``tr_post``
+    before this step's postsynaptic spike is added (the presynaptic pathway runs first,
+    so a pre and post spike in the same step potentiate: ``dt = 0`` gives ``+A_plus``),
+    and slow traces before their own spike's increment (Pfister & Gerstner 2006).
+
+    ``post_mode = "given"`` takes postsynaptic spikes from the inputs (open loop);
+    ``"closed"`` generates them from the membrane, with a surrogate gradient.
+    """
+
+    n_pre: int
+    n_post: int
+    dt: float = 1.0
+    tau_m: float = 20.0
+    v_rest: float = -70.0
+    v_th: float = -54.0
+    v_reset: float = -60.0
+    t_ref: float = 2.0
+    synapse: str = "current"
+    tau_syn: float = 5.0
+    E_e: float = 0.0
+    w_scale: float = 1.0
+    integration: str = "exact"
+    w_min: float | None = 0.0
+    w_max: float | None = 1.0
+    post_mode: str = "closed"
+    surrogate_beta: float = 1.0
+    v0: float | None = None
+
+    def __post_init__(self):
+        for field, value, choices in [("synapse", self.synapse, ("current", "conductance")),
+                                      ("integration", self.integration, ("exact", "euler")),
+                                      ("post_mode", self.post_mode, ("closed", "given"))]:
+            if value not in choices:
+                raise ValueError(f"network.{field} = {value!r} unknown; use one of {', '.join(choices)}")
+
+    def init_state(self, W0):
+        z_post = jnp.zeros((self.n_post,), jnp.float32)
+        z_pre = jnp.zeros((self.n_pre,), jnp.float32)
+        v0 = self.v_rest if self.v0 is None else self.v0
+        return {
+            "W": jnp.asarray(W0, jnp.float32),
+            "v": z_post + v0, "g": z_post, "ref": z_post,
+            "tr_pre": z_pre, "tr_post": z_post, "tr_pre_slow": z_pre, "tr_post_slow": z_post,
+        }
+
+    def _membrane(self, v, g):
+        dt, tau_m = self.dt, self.tau_m
+        if self.synapse == "current":
+            if self.integration == "euler":
+                return v + dt * ((self.v_rest - v) + g) / tau_m, g - dt * g / self.tau_syn
+            em, es = math.exp(-dt / tau_m), math.exp(-dt / self.tau_syn)
+            if abs(self.tau_syn - tau_m) < 1e-9:
+                coef = dt / tau_m * em
+            else:
+                coef = self.tau_syn / (self.tau_syn - tau_m) * (es - em)
+            return self.v_rest + (v - self.v_rest) * em + g * coef, g * es
+        # conductance-based
+        if self.integration == "euler":
+            dv = ((self.v_rest - v) + g * (self.E_e - v)) / tau_m
+            return v + dt * dv, g - dt * g / self.tau_syn
+        v_inf = (self.v_rest + g * self.E_e) / (1.0 + g)
+        v_new = v_inf + (v - v_inf) * jnp.exp(-dt * (1.0 + g) / tau_m)
+        return v_new, g * math.exp(-dt / self.tau_syn)
+
+    def step(self, rule: Rule, rparams, state, inp):
+        tau = rule.tau(rparams)
+        s_pre = inp["s_pre"]
+        refractory = state["ref"] > 0
+        v_int, g = self._membrane(state["v"], state["g"])
+        v = jnp.where(refractory, state["v"], v_int)
+        if self.post_mode == "given":
+            s_post = inp["s_post"]
+        else:
+            s_post = spike(v - self.v_th, self.surrogate_beta) * (1.0 - refractory)
+        decay = {k: jnp.exp(-self.dt / tau[k]) for k in ("tau_pre", "tau_post", "tau_pre_slow", "tau_post_slow")}
+        tr_pre = state["tr_pre"] * decay["tau_pre"] + s_pre
+        tr_post = state["tr_post"] * decay["tau_post"]
+        tr_pre_slow = state["tr_pre_slow"] * decay["tau_pre_slow"]
+        tr_post_slow = state["tr_post_slow"] * decay["tau_post_slow"]
+        W = state["W"]
+        local = {
+            "s_pre": s_pre[None, :], "s_post": s_post[:, None],
+            "tr_pre": tr_pre[None, :], "tr_post": tr_post[:, None],
+            "tr_pre_slow": tr_pre_slow[None, :], "tr_post_slow": tr_post_slow[:, None],
+            "v_post": v[:, None], "w": W,
+            "m": inp.get("m", jnp.zeros((), jnp.float32)),
+        }
+        dw = rule(rparams, local)
+        W_new = _clip(W + dw, self.w_min, self.w_max)
+        g = g + self.w_scale * (W @ s_pre)
+        v = v * (1.0 - s_post) + self.v_reset * s_post
+        n_ref = round(self.t_ref / self.dt)
+        ref = jnp.where(s_post > 0, float(n_ref), jnp.maximum(state["ref"] - 1.0, 0.0))
+        new = {
+            "W": W_new, "v": v, "g": g, "ref": ref,
+            "tr_pre": tr_pre, "tr_post": tr_post + s_post,
+            "tr_pre_slow": tr_pre_slow + s_pre, "tr_post_slow": tr_post_slow + s_post,
+        }
+        return new, local

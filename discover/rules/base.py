@@ -1,0 +1,82 @@
+"""The one rule interface.
+
+A plasticity rule maps the local variables of every synapse to ``dw`` for one time step.
+Its learnable parameters are a pytree ``{"core": ..., "log_tau": {...}}``: ``core`` is the
+parameterization's own (equation coefficients, MLP weights, monomial coefficients);
+``log_tau`` holds the time constants of the synapse-internal traces the rule reads
+(``tau_pre``, ``tau_post``, ``tau_pre_slow``, ``tau_post_slow`` in ms for spiking
+networks; ``tau_theta``, ``tau_mean`` in steps for rate networks). Traces belong to the
+rule, as in a Brian2 ``Synapses`` model, so a student rule can learn its own time
+constants (in log space) when ``learn_timescales`` is set.
+
+The static configuration (which inputs, sizes, scales) lives in the frozen dataclass;
+arrays live in the params pytree; the simulator owns the run-time state.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+
+from ..vocabulary import NAMES
+
+# Default time constants of the traces. Spiking (ms): Song, Miller & Abbott 2000 (pair
+# traces, 20 ms); slow traces: Pfister & Gerstner 2006, Table 4, visual cortex minimal
+# all-to-all (tau_x = 101 ms, tau_y = 114 ms). Rate (steps): our choice.
+DEFAULT_TIMESCALES = {
+    "tau_pre": 20.0,
+    "tau_post": 20.0,
+    "tau_pre_slow": 101.0,
+    "tau_post_slow": 114.0,
+    "tau_theta": 20.0,
+    "tau_mean": 50.0,
+}
+
+Local = Mapping[str, jax.Array]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Base class: subclasses implement ``init_core`` and ``apply``."""
+
+    inputs: tuple[str, ...]
+    timescales: tuple[tuple[str, float], ...] = tuple(DEFAULT_TIMESCALES.items())
+    learn_timescales: bool = False
+    label: str = "rule"
+
+    def __post_init__(self):
+        bad = [n for n in self.inputs if n not in NAMES]
+        if bad:
+            raise ValueError(f"rule inputs {bad} are not in the vocabulary {NAMES}")
+
+    # -- parameters ---------------------------------------------------------------------
+    def init(self, key: jax.Array) -> dict:
+        return {
+            "core": self.init_core(key),
+            "log_tau": {k: jnp.asarray(math.log(v), jnp.float32) for k, v in self.timescales},
+        }
+
+    def init_core(self, key: jax.Array):
+        raise NotImplementedError
+
+    def tau(self, params: dict) -> dict[str, jax.Array]:
+        """Trace time constants; gradients flow only when ``learn_timescales``."""
+        lt = params["log_tau"]
+        if not self.learn_timescales:
+            lt = jax.lax.stop_gradient(lt)
+        return {k: jnp.exp(v) for k, v in lt.items()}
+
+    # -- evaluation ---------------------------------------------------------------------
+    def apply(self, core, local: Local) -> jax.Array:
+        raise NotImplementedError
+
+    def __call__(self, params: dict, local: Local) -> jax.Array:
+        """``dw`` for one step, broadcast over the ``[post, pre]`` synapse matrix."""
+        missing = [n for n in self.inputs if n not in local]
+        if missing:
+            raise KeyError(f"{self.label} needs local variables {missing}, which this network does not provide")
+        return self.apply(params["core"], {n: local[n] for n in self.inputs})

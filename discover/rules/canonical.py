@@ -1,0 +1,93 @@
+"""Canonical plasticity rules, each written once as an equation and compiled.
+
+Values and sources (DESIGN.md section 3):
+
+- Hebb + decay: ``eta*(x*y - lam*w)``; textbook form (Dayan & Abbott 2001, ch. 8.2).
+- Oja: ``eta*(x*y - y**2*w)``; Oja 1982, J. Math. Biol. 15:267, Eq. (3).
+- BCM: ``eta*x*y*(y - theta)``, ``theta`` a low-pass of ``y**2``; Intrator & Cooper 1992,
+  Neural Networks 5:3 (the objective-function form of Bienenstock, Cooper & Munro 1982).
+- covariance: ``eta*(x - x_mean)*(y - y_mean)``; Sejnowski 1977, J. Math. Biol. 4:303.
+- pair STDP, all-to-all additive: ``A_plus*tr_pre*s_post - A_minus*tr_post*s_pre``;
+  Song, Miller & Abbott 2000, Nat. Neurosci. 3:919 (tau_pre = tau_post = 20 ms,
+  A_minus = 1.05 A_plus, A_plus = 0.01 of w_max as in Brian2's example of that paper).
+- triplet STDP, minimal all-to-all, visual cortex: Pfister & Gerstner 2006, J. Neurosci.
+  26:9673, Table 4 (A2_plus = 0 [5e-10 in the table], A3_plus = 6.5e-3,
+  A2_minus = 7.1e-3, A3_minus = 0, tau_plus = 16.8 ms, tau_minus = 33.7 ms,
+  tau_y = 114 ms; tau_x = 101 ms is unused when A3_minus = 0).
+
+Rate-rule learning rates (``eta``) and the Hebb decay ``lam`` are not from papers: they
+are this project's defaults for inputs of order 1 and episodes of ~10^3 steps.
+Weights of spiking rules are in units of ``w_max``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..equations import parse_equation
+from .symbolic import SymbolicRule
+
+
+@dataclass(frozen=True)
+class Canonical:
+    name: str
+    equation: str
+    params: tuple[tuple[str, float], ...]
+    network: str  # "rate" or "lif"
+    timescales: tuple[tuple[str, float], ...] = ()
+    source: str = ""
+
+
+CANONICAL: dict[str, Canonical] = {
+    c.name: c
+    for c in [
+        Canonical("hebb_decay", "eta*(x*y - lam*w)", (("eta", 0.01), ("lam", 0.5)), "rate",
+                  source="Dayan & Abbott 2001, ch. 8.2"),
+        Canonical("oja", "eta*(x*y - y**2*w)", (("eta", 0.01),), "rate",
+                  source="Oja 1982, Eq. (3)"),
+        Canonical("bcm", "eta*x*y*(y - theta)", (("eta", 0.01),), "rate",
+                  timescales=(("tau_theta", 20.0),),
+                  source="Intrator & Cooper 1992"),
+        Canonical("covariance", "eta*(x - x_mean)*(y - y_mean)", (("eta", 0.01),), "rate",
+                  timescales=(("tau_mean", 50.0),), source="Sejnowski 1977"),
+        Canonical("stdp_pair", "A_plus*tr_pre*s_post - A_minus*tr_post*s_pre",
+                  (("A_plus", 0.01), ("A_minus", 0.0105)), "lif",
+                  timescales=(("tau_pre", 20.0), ("tau_post", 20.0)),
+                  source="Song, Miller & Abbott 2000"),
+        Canonical("stdp_triplet",
+                  "s_post*tr_pre*(A2_plus + A3_plus*tr_post_slow) - s_pre*tr_post*(A2_minus + A3_minus*tr_pre_slow)",
+                  (("A2_plus", 0.0), ("A3_plus", 6.5e-3), ("A2_minus", 7.1e-3), ("A3_minus", 0.0)), "lif",
+                  timescales=(("tau_pre", 16.8), ("tau_post", 33.7), ("tau_pre_slow", 101.0),
+                              ("tau_post_slow", 114.0)),
+                  source="Pfister & Gerstner 2006, Table 4 (visual cortex, minimal all-to-all)"),
+    ]
+}
+
+
+def canonical_rule(name: str, params: dict[str, float] | None = None, **kw) -> SymbolicRule:
+    """The canonical rule ``name`` with its published parameters, optionally overridden.
+
+    ``params`` may also set the trace time constants (``tau_pre``, ...).
+    """
+    if name not in CANONICAL:
+        raise KeyError(f"unknown canonical rule {name!r}; choose one of {', '.join(CANONICAL)}")
+    c = CANONICAL[name]
+    values = dict(c.params)
+    ts = dict(c.timescales)
+    for k, v in (params or {}).items():
+        if k in values:
+            values[k] = float(v)
+        elif k.startswith("tau_"):
+            ts[k] = float(v)
+        else:
+            raise KeyError(f"canonical rule {name!r} has no parameter {k!r}; its parameters are "
+                           f"{', '.join(list(values) + list(ts))}")
+    expr = parse_equation(c.equation, params=values.keys())
+    return SymbolicRule.from_expr(expr, values, timescales=ts, label=name, **kw)
+
+
+def make_symbolic_rule(spec: str, params: dict[str, float] | None = None, **kw) -> SymbolicRule:
+    """A canonical name or an equation string, with parameter values."""
+    if spec in CANONICAL:
+        return canonical_rule(spec, params, **kw)
+    return SymbolicRule.from_string(spec, params, label=kw.pop("label", "custom"), **kw)

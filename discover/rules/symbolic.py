@@ -1,0 +1,79 @@
+"""Symbolic rules: a sympy expression over the vocabulary, compiled once to JAX."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import jax.numpy as jnp
+import sympy
+
+from ..compile import compile_expr
+from ..equations import EquationError, free_parameters, parse_equation, used_variables
+from .base import DEFAULT_TIMESCALES, Rule
+
+
+@dataclass(frozen=True)
+class SymbolicRule(Rule):
+    """``dw = expr(local variables; parameters)``; parameters are learnable leaves.
+
+    Example:
+      >>> rule = SymbolicRule.from_string("eta*(x*y - y**2*w)", {"eta": 0.01})
+      >>> params = rule.init(jax.random.key(0))
+    """
+
+    expr: sympy.Expr = field(default=sympy.Integer(0), compare=False)
+    defaults: tuple[tuple[str, float], ...] = ()
+
+    def __post_init__(self):
+        super().__post_init__()
+        object.__setattr__(self, "_fn", compile_expr(self.expr))
+
+    @classmethod
+    def from_expr(cls, expr: sympy.Expr, params: Mapping[str, float] | None = None,
+                  timescales: Mapping[str, float] | None = None, label: str = "equation",
+                  learn_timescales: bool = False) -> "SymbolicRule":
+        params = dict(params or {})
+        free = free_parameters(expr)
+        missing = [p for p in free if p not in params]
+        if missing:
+            raise EquationError(
+                f"equation {expr} uses parameter(s) {missing} with no value; give them a value "
+                "(in a config: under [task.teacher.params], e.g. {missing[0]} = 0.01)"
+            )
+        ts = dict(DEFAULT_TIMESCALES)
+        ts.update(timescales or {})
+        return cls(
+            inputs=used_variables(expr),
+            timescales=tuple(ts.items()),
+            learn_timescales=learn_timescales,
+            label=label,
+            expr=expr,
+            defaults=tuple((p, float(params[p])) for p in free),
+        )
+
+    @classmethod
+    def from_string(cls, text: str, params: Mapping[str, float] | None = None, **kw) -> "SymbolicRule":
+        params = dict(params or {})
+        expr = parse_equation(text, params=params.keys())
+        unused = sorted(set(params) - set(free_parameters(expr)) - set(DEFAULT_TIMESCALES))
+        if unused:
+            raise EquationError(f"parameter(s) {unused} are given a value but do not appear in {text!r}; "
+                                "remove them or fix the equation")
+        ts = {k: v for k, v in params.items() if k in DEFAULT_TIMESCALES}
+        ts.update(kw.pop("timescales", None) or {})
+        return cls.from_expr(expr, {k: v for k, v in params.items() if k not in DEFAULT_TIMESCALES},
+                             timescales=ts, **kw)
+
+    def init_core(self, key):
+        return {p: jnp.asarray(v, jnp.float32) for p, v in self.defaults}
+
+    def apply(self, core, local):
+        out = self._fn({**local, **core})
+        shape = jnp.broadcast_shapes(*[jnp.shape(v) for v in local.values()]) if local else ()
+        return jnp.broadcast_to(jnp.asarray(out, jnp.float32), shape)
+
+    def bound_expr(self, params: dict | None = None) -> sympy.Expr:
+        """The expression with parameter values substituted (current or default)."""
+        vals = dict(self.defaults) if params is None else {k: float(v) for k, v in params["core"].items()}
+        return self.expr.xreplace({sympy.Symbol(k, real=True): sympy.Float(v) for k, v in vals.items()})

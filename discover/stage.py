@@ -1,0 +1,53 @@
+"""The discover stage: ``run(config, run_dir)`` meta-trains the rule and writes its files.
+
+Writes ``config.toml`` (resolved), ``manifest.json``, ``checkpoint/``, ``rule/`` and
+``meta_history.csv`` (DESIGN.md section 5). Rerunning on the same directory with the same
+config resumes from the checkpoint.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import jax
+import tomli_w
+
+from .build import build_student, build_task, build_teacher, rule_spec
+from .config import Config, config_to_dict, load_config
+from .io import RunDirError, atomic_write_text, save_pytree, update_manifest, write_csv, write_json
+from .meta import config_digest, meta_train
+
+
+def write_config(cfg: Config, run_dir: Path) -> None:
+    """Write the resolved config; refuse to overwrite a different one (that would lose a run)."""
+    path = run_dir / "config.toml"
+    text = tomli_w.dumps(config_to_dict(cfg))
+    if path.exists() and path.read_text() != text:
+        old = load_config(path)
+        if config_to_dict(old) != config_to_dict(cfg):
+            raise RunDirError(
+                f"{run_dir} already holds a run made with a different config; pass a new --out directory "
+                "(or delete the old one) so that nothing already written is lost"
+            )
+    atomic_write_text(path, text)
+
+
+def run(cfg: Config, run_dir: str | Path, progress: bool = True):
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_config(cfg, run_dir)
+    t0 = time.perf_counter()
+    teacher = build_teacher(cfg)
+    task = build_task(cfg, teacher=teacher)
+    rule = build_student(cfg, task, teacher)
+    update_manifest(run_dir, name=cfg.name, seeds={"meta": cfg.meta.seed, "distill": cfg.distill.seed,
+                                                    "verify": cfg.verify.seed},
+                    device_count=jax.device_count())
+    write_json(run_dir / "rule" / "rule.json", rule_spec(rule))
+    params, history = meta_train(task, rule, cfg.meta, run_dir, config_hash=config_digest(config_to_dict(cfg)),
+                                 progress=progress)
+    save_pytree(run_dir / "rule" / "params.npz", params)
+    write_csv(run_dir / "meta_history.csv", history)
+    update_manifest(run_dir, timings_s={"discover": round(time.perf_counter() - t0, 2)})
+    return rule, params, history

@@ -1,0 +1,95 @@
+"""``imitate``: a student rule must reproduce a teacher rule's weight trajectories.
+
+A teacher (any symbolic rule: canonical, or an equation string from a config) drives a
+network; the student sees the same inputs from the same initial weights. The meta-loss
+of one episode is the normalized squared distance of the weight trajectories,
+
+    L = sum_t |W_s(t) - W_T(t)|^2 / sum_t |W_T(t) - W(0)|^2,
+
+over weights recorded every ``record_every`` steps, so ``1 - L`` is the R^2 of the
+teacher's weight changes explained by the student. A student that does nothing scores 0.
+
+Identifiability: every episode draws its own input statistics (rate networks: per-input
+means and an overall scale, log-uniform; spiking networks: per-neuron Poisson rates), its
+own initial weights, and (open loop) its own postsynaptic rates, so the teacher's terms
+are not collinear over the episode distribution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+
+from ..networks import LIFNetwork, RateNetwork
+from ..rules.base import Rule
+from .base import Task
+
+
+@dataclass(frozen=True)
+class Imitate(Task):
+    teacher: Rule | None = None
+    w0_range: tuple[float, float] = (0.2, 0.8)
+    # rate inputs: x = mean + scale * L z, with a random correlation factor L per episode
+    input_mean_range: tuple[float, float] = (0.0, 1.0)
+    input_scale_range: tuple[float, float] = (0.3, 1.5)
+    # spiking inputs (Hz)
+    pre_rate_range: tuple[float, float] = (5.0, 40.0)
+    post_rate_range: tuple[float, float] = (5.0, 40.0)
+
+    name = "imitate"
+
+    @property
+    def spiking(self):
+        return isinstance(self.network, LIFNetwork)
+
+    def teacher_params(self):
+        return self.teacher.init(jax.random.key(0))
+
+    def sample(self, key, n_episodes):
+        eps = jax.vmap(self._inputs_one)(jax.random.split(key, n_episodes))
+        tp = self.teacher_params()
+        _, W_teacher, _ = jax.vmap(lambda e: self.trajectory(self.teacher, tp, e))(eps)
+        return {**eps, "W_teacher": W_teacher}
+
+    def _inputs_one(self, key):
+        net = self.network
+        kw, k1, k2, k3 = jax.random.split(key, 4)
+        W0 = jax.random.uniform(kw, (net.n_post, net.n_pre), minval=self.w0_range[0], maxval=self.w0_range[1])
+        if not self.spiking:
+            mu = jax.random.uniform(k1, (net.n_pre,), minval=self.input_mean_range[0], maxval=self.input_mean_range[1])
+            lo, hi = jnp.log(self.input_scale_range[0]), jnp.log(self.input_scale_range[1])
+            scale = jnp.exp(jax.random.uniform(k2, minval=lo, maxval=hi))
+            ka, kz = jax.random.split(k3)
+            mix = jnp.eye(net.n_pre) + 0.5 * jax.random.normal(ka, (net.n_pre, net.n_pre)) / jnp.sqrt(net.n_pre)
+            x = mu + scale * jax.random.normal(kz, (self.steps, net.n_pre)) @ mix.T
+            return {"x": x, "W0": W0}
+        dt_s = net.dt * 1e-3
+        r_pre = jax.random.uniform(k1, (net.n_pre,), minval=self.pre_rate_range[0], maxval=self.pre_rate_range[1])
+        kp, kq = jax.random.split(k3)
+        s_pre = jax.random.bernoulli(kp, r_pre * dt_s, (self.steps, net.n_pre)).astype(jnp.float32)
+        ep = {"s_pre": s_pre, "W0": W0}
+        if net.post_mode == "given":
+            r_post = jax.random.uniform(k2, (net.n_post,), minval=self.post_rate_range[0],
+                                        maxval=self.post_rate_range[1])
+            ep["s_post"] = jax.random.bernoulli(kq, r_post * dt_s, (self.steps, net.n_post)).astype(jnp.float32)
+        return ep
+
+    def initial_state(self, episode):
+        return self.network.init_state(episode["W0"])
+
+    def inputs(self, episode):
+        keys = ("s_pre", "s_post") if self.spiking else ("x",)
+        return {k: episode[k] for k in keys if k in episode}
+
+    def loss_and_energy(self, rule, params, episode):
+        _, Ws, energy = self.trajectory(rule, params, episode)
+        Wt = episode["W_teacher"]
+        num = jnp.sum((Ws - Wt) ** 2)
+        den = jnp.sum((Wt - episode["W0"]) ** 2)
+        return num / jnp.maximum(den, 1e-12), energy
+
+
+def make_imitate(network: RateNetwork | LIFNetwork, teacher: Rule, steps: int, **kw) -> Imitate:
+    return Imitate(network=network, steps=steps, teacher=teacher, **kw)

@@ -1,0 +1,113 @@
+"""The distill stage: ``run(config, run_dir)`` turns the neural rule into equations.
+
+Reads ``config.toml`` and ``rule/`` from the run directory, samples the local variables
+where held-out episodes visit them (:mod:`distill.sampling`), fits candidates with the
+configured backend, keeps the Pareto front (:func:`distill.front.pareto_front`), adds
+bootstrap confidence intervals (over episodes) to every coefficient, marks the selected
+row, and writes ``samples.npz`` and ``equations.csv``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pandas as pd
+
+from discover.build import build_task, load_rule
+from discover.config import Config, load_config
+from discover.equations import parse_equation
+from discover.io import RunDirError, atomic_write_bytes, update_manifest, write_csv
+
+from .backends import get_backend
+from .bootstrap import coefficient_ci
+from .sampling import visited_samples
+from .select import select
+
+
+def load_run_config(run_dir: str | Path) -> Config:
+    path = Path(run_dir) / "config.toml"
+    if not Path(run_dir).is_dir():
+        raise RunDirError(f"run directory {str(run_dir)!r} does not exist; create it with "
+                          "`plasticity discover CONFIG --out DIR` (or `plasticity run`)")
+    if not path.exists():
+        raise RunDirError(f"{run_dir} is not a run directory (no config.toml); create one with "
+                          "`plasticity discover CONFIG --out DIR`")
+    return load_config(path)
+
+
+def save_samples(run_dir: Path, names, X, dw, groups) -> None:
+    import io
+
+    buf = io.BytesIO()
+    np.savez(buf, X=X, dw=dw, groups=groups, names=np.asarray(names))
+    atomic_write_bytes(run_dir / "samples.npz", buf.getvalue())
+
+
+def load_samples(run_dir: str | Path):
+    path = Path(run_dir) / "samples.npz"
+    if not path.exists():
+        raise RunDirError(f"{run_dir} has no samples.npz; run `plasticity distill {run_dir}` first")
+    with np.load(path) as d:
+        return tuple(str(n) for n in d["names"]), d["X"], d["dw"], d["groups"]
+
+
+def add_intervals(front: pd.DataFrame, names, X, dw, groups, n_boot: int, seed: int) -> pd.DataFrame:
+    """Replace each row's ``coefficients`` with ``{term: {value, ci_low, ci_high}}``."""
+    out = []
+    for _, row in front.iterrows():
+        expr = parse_equation(row["sympy"], variables=names)
+        try:
+            ci = coefficient_ci(expr, X, dw, names, groups, n_boot=n_boot, seed=seed)
+            coefs = {t: {"value": v, "ci_low": lo, "ci_high": hi} for t, (v, lo, hi) in ci.items()}
+        except Exception:  # not linear in its coefficients (e.g. an Operon division)
+            coefs = json.loads(row["coefficients"]) if isinstance(row["coefficients"], str) else {}
+        out.append(json.dumps(coefs))
+    front = front.copy()
+    front["coefficients"] = out
+    return front
+
+
+def run(cfg: Config | None, run_dir: str | Path, backend: str | None = None, progress: bool = True) -> pd.DataFrame:
+    run_dir = Path(run_dir)
+    cfg = cfg or load_run_config(run_dir)
+    t0 = time.perf_counter()
+    rule, params = load_rule(run_dir)
+    task = build_task(cfg)
+    d = cfg.distill
+    engine = get_backend(backend or d.backend)
+    names, X, dw, groups = visited_samples(task, rule, params, jax.random.key(10_000 + d.seed), d.episodes,
+                                           d.samples, d.event_fraction, seed=d.seed)
+    save_samples(run_dir, names, X, dw, groups)
+    if progress:
+        print(f"distill: {len(dw)} samples of {', '.join(names)} from {d.episodes} held-out episodes; "
+              f"fitting with the {engine.name} backend", flush=True)
+    cands = engine.fit(X, dw, names, max_complexity=d.max_complexity, max_degree=d.max_degree, seed=d.seed)
+    from .front import pareto_front
+
+    front = pareto_front(cands, X, dw, names)
+    if front.empty:
+        raise RuntimeError(f"the {engine.name} backend found no finite equation for the neural rule; "
+                           "try another backend (--backend operon) or more samples ([distill] samples)")
+    front = front[front["complexity"] <= d.max_complexity].reset_index(drop=True)
+    front = add_intervals(front, names, X, dw, groups, d.bootstrap, d.seed)
+    policy = "best" if d.policy == "verified" else d.policy
+    front["selected"] = False
+    front.loc[select(front, policy), "selected"] = True
+    write_csv(run_dir / "equations.csv", front)
+    update_manifest(run_dir, timings_s={"distill": round(time.perf_counter() - t0, 2)},
+                    distill={"backend": engine.name, "policy": d.policy, "samples": int(len(dw))})
+    return front
+
+
+def load_equations(run_dir: str | Path) -> pd.DataFrame:
+    path = Path(run_dir) / "equations.csv"
+    if not path.exists():
+        raise RunDirError(f"{run_dir} has no equations.csv; run `plasticity distill {run_dir}` first")
+    return pd.read_csv(path)
+
+
+__all__ = ["run", "load_run_config", "load_samples", "load_equations", "load_config"]

@@ -1,0 +1,1 @@
+"""The ``plasticity`` command line, above the three stages (discover, distill, analysis)."""

@@ -1,0 +1,193 @@
+"""``plasticity run|discover|distill|verify|report|list``: parse, validate, call, report.
+
+Bad input (a config, an equation string, a run directory, a backend that cannot run
+here, a NaN during meta-training) ends with a one-paragraph message naming what is wrong
+and how to fix it, exit code 2, and no traceback. Nothing already written is lost: every
+stage writes its files atomically, and meta-training keeps its last good checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import textwrap
+from pathlib import Path
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+DEFAULT_CONFIG = "oja"
+
+
+def builtin_configs() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(CONFIG_DIR.glob("*.toml"))}
+
+
+def resolve_config(spec: str | None) -> Path:
+    """A path to a TOML file, or the name of a built-in config (``oja``, ``configs/oja.toml``)."""
+    from discover.config import ConfigError
+
+    if spec is None:
+        spec = DEFAULT_CONFIG
+    p = Path(spec)
+    if p.is_file():
+        return p
+    builtins = builtin_configs()
+    if p.stem in builtins and (p.suffix in ("", ".toml")):
+        return builtins[p.stem]
+    raise ConfigError(f"config {spec!r} is neither a file nor a built-in config; built-in configs: "
+                      f"{', '.join(builtins) or '(none found)'}. Pass a TOML file path.")
+
+
+def user_errors() -> tuple[type, ...]:
+    from analysis.rundir import RunDirectoryError
+    from discover.config import ConfigError
+    from discover.equations import EquationError
+    from discover.io import RunDirError
+    from discover.meta import MetaTrainingError
+    from distill.backends import BackendUnavailable
+
+    return (ConfigError, EquationError, RunDirError, RunDirectoryError, MetaTrainingError, BackendUnavailable)
+
+
+def fail(message: str) -> int:
+    print("error: " + textwrap.fill(str(message).strip(), 100, subsequent_indent="  ",
+                                    replace_whitespace=False, break_long_words=False), file=sys.stderr)
+    return 2
+
+
+def guarded(fn, *args, **kw) -> int:
+    try:
+        fn(*args, **kw)
+        return 0
+    except user_errors() as e:
+        return fail(e.args[0] if e.args else str(e))
+    except KeyboardInterrupt:
+        return fail("interrupted; files written so far are intact (meta-training resumes from its checkpoint)")
+
+
+# -- commands -------------------------------------------------------------------------------
+def cmd_discover(args) -> None:
+    from discover import stage
+    from discover.config import load_config
+
+    cfg = load_config(resolve_config(args.config))
+    out = Path(args.out or Path("runs") / cfg.name)
+    stage.run(cfg, out, progress=not args.quiet)
+    print(f"discover: rule and meta-training history written to {out}")
+
+
+def cmd_distill(args) -> None:
+    from distill import stage
+
+    front = stage.run(None, args.run_dir, backend=args.backend, progress=not args.quiet)
+    sel = front[front["selected"]].iloc[0]
+    print(f"distill: {len(front)} equations on the front; selected: dw = {sel['equation']}")
+    print(f"         written to {Path(args.run_dir) / 'equations.csv'}")
+
+
+def cmd_verify(args) -> None:
+    from distill import verify
+
+    verify.run(None, args.run_dir, progress=not args.quiet)
+    print(f"verify: {Path(args.run_dir) / 'verification.csv'}")
+
+
+def cmd_report(args) -> None:
+    from analysis import report
+
+    paths = report.run(args.run_dir)
+    print(f"report: {paths['report_md']}  {paths['report_html']}")
+
+
+def cmd_run(args) -> None:
+    from analysis import report
+    from discover import stage as dstage
+    from discover.config import load_config
+    from distill import stage as sstage
+    from distill import verify
+
+    path = resolve_config(args.config)
+    cfg = load_config(path)
+    out = Path(args.out or Path("runs") / cfg.name)
+    quiet = args.quiet
+    print(f"plasticity run: config {path}, run directory {out}", flush=True)
+    dstage.run(cfg, out, progress=not quiet)
+    front = sstage.run(cfg, out, backend=args.backend, progress=not quiet)
+    verify.run(cfg, out, progress=not quiet)
+    paths = report.run(out)
+    import pandas as pd
+
+    sel = pd.read_csv(out / "equations.csv").query("selected").iloc[0]
+    ver = pd.read_csv(out / "verification.csv").set_index("rule")
+    rel = ver.loc[f"eq{sel['id']}", "relative_to_neural"] if f"eq{sel['id']}" in ver.index else float("nan")
+    print(f"\nselected equation:  dw = {sel['equation']}")
+    print(f"verified in the simulator: {rel:.1%} of the neural rule's objective ({len(front)} equations on the front)")
+    print(f"report: {paths['report_md']}")
+
+
+def cmd_list(args) -> None:
+    from discover.config import CHOICES
+    from discover.rules import CANONICAL
+    from distill.backends import BACKENDS
+
+    print("built-in configs:")
+    for name, p in builtin_configs().items():
+        first = next((ln[1:].strip() for ln in p.read_text().splitlines() if ln.startswith("#")), "")
+        print(f"  {name:<18} {first}")
+    print("tasks:      " + ", ".join(CHOICES[("task", "name")]))
+    print("rule kinds: " + ", ".join(CHOICES[("rule", "kind")]) + " (learnable); symbolic (equations)")
+    print("canonical rules:")
+    for c in CANONICAL.values():
+        print(f"  {c.name:<13} [{c.network}] dw = {c.equation}   ({c.source})")
+    print("distillation backends: " + ", ".join(BACKENDS))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="plasticity", description="Discover plasticity rules with meta-learning "
+                                "and write them down as equations.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def quiet(sp):
+        sp.add_argument("--quiet", action="store_true", help="no progress output")
+
+    sp = sub.add_parser("run", help="the whole pipeline (default: the built-in Oja demo)")
+    sp.add_argument("config", nargs="?", default=None, help="TOML file or built-in config name")
+    sp.add_argument("--out", help="run directory (default runs/<name>)")
+    sp.add_argument("--backend", help="distillation backend (overrides [distill] backend)")
+    quiet(sp)
+    sp.set_defaults(fn=cmd_run)
+
+    sp = sub.add_parser("discover", help="meta-train a neural plasticity rule")
+    sp.add_argument("config")
+    sp.add_argument("--out")
+    quiet(sp)
+    sp.set_defaults(fn=cmd_discover)
+
+    sp = sub.add_parser("distill", help="fit equations to a trained rule")
+    sp.add_argument("run_dir")
+    sp.add_argument("--backend")
+    quiet(sp)
+    sp.set_defaults(fn=cmd_distill)
+
+    sp = sub.add_parser("verify", help="re-run every rule in the simulator")
+    sp.add_argument("run_dir")
+    quiet(sp)
+    sp.set_defaults(fn=cmd_verify)
+
+    sp = sub.add_parser("report", help="figures, LaTeX tables and report of a run")
+    sp.add_argument("run_dir")
+    sp.set_defaults(fn=cmd_report)
+
+    sp = sub.add_parser("list", help="built-in tasks, rules, configs and backends")
+    sp.set_defaults(fn=cmd_list)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = build_parser().parse_args(argv)
+    return guarded(args.fn, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -7,6 +7,7 @@ function of a mapping ``name -> array`` that works under ``jit``, ``vmap`` and `
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 
 import jax
@@ -59,9 +60,11 @@ def compile_expr(expr: sympy.Expr) -> Callable[[Mapping[str, jax.Array]], jax.Ar
                 return jnp.sqrt(ev(base, env))
             return ev(base, env) ** ev(exp, env)
         if isinstance(e, sympy.Min):
-            return jnp.minimum(*[ev(a, env) for a in e.args])
+            return functools.reduce(jnp.minimum, [ev(a, env) for a in e.args])
         if isinstance(e, sympy.Max):
-            return jnp.maximum(*[ev(a, env) for a in e.args])
+            return functools.reduce(jnp.maximum, [ev(a, env) for a in e.args])
+        if e.is_NumberSymbol:  # E, pi, ...
+            return float(e)
         fn = _FUNCS.get(type(e)) or _FUNCS.get(e.func)
         if fn is not None:
             return fn(ev(e.args[0], env))

@@ -134,7 +134,11 @@ def parse_equation(
         raise _fail(text, node, f"{type(node).__name__} is not allowed in an equation; use numbers, "
                     "symbols, + - * / ** and the functions " + ", ".join(FUNCTIONS))
 
-    return walk(tree)
+    expr = walk(tree)
+    if expr.has(sympy.zoo, sympy.oo, -sympy.oo, sympy.nan):
+        raise EquationError(f"cannot use equation {text!r}: it is not finite (it divides by zero or "
+                            "contains an infinity); fix the constant that makes it so")
+    return expr
 
 
 def free_parameters(expr: sympy.Expr, variables: Iterable[str] = NAMES) -> tuple[str, ...]:

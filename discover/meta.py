@@ -100,7 +100,7 @@ def meta_train(task, rule, meta: MetaConfig, run_dir: str | Path | None = None, 
     def train_step(params, opt_state, step):
         episodes = draw(step)
         loss, grads = jax.value_and_grad(loss_fn)(params, episodes)
-        gnorm = optax.global_norm(grads)
+        gnorm = optax.tree.norm(grads)
         updates, opt_state = opt.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss, gnorm
 
@@ -109,6 +109,7 @@ def meta_train(task, rule, meta: MetaConfig, run_dir: str | Path | None = None, 
     run_dir = Path(run_dir) if run_dir is not None else None
     ck = run_dir / "checkpoint" if run_dir else None
     start, rows, best = 0, [], {"val": math.inf, "step": -1}
+    last_saved = None
     best_params = params
     if ck is not None and (ck / "state.json").exists():
         st = json.loads((ck / "state.json").read_text())
@@ -119,11 +120,13 @@ def meta_train(task, rule, meta: MetaConfig, run_dir: str | Path | None = None, 
             start, best = st["step"], st["best"]
             hist = run_dir / "meta_history.csv"
             rows = pd.read_csv(hist).to_dict("records") if hist.exists() else []
+            last_saved = start
             print(f"resuming meta-training from step {start} ({ck})", file=sys.stderr)
         else:
             print(f"checkpoint in {ck} was made with another config; starting afresh", file=sys.stderr)
 
     def save(step):
+        nonlocal last_saved
         if ck is None:
             return
         save_pytree(ck / "params.npz", params)
@@ -131,6 +134,7 @@ def meta_train(task, rule, meta: MetaConfig, run_dir: str | Path | None = None, 
         save_pytree(ck / "best_params.npz", best_params)
         write_json(ck / "state.json", {"step": step, "best": best, "config_hash": config_hash})
         write_csv(run_dir / "meta_history.csv", pd.DataFrame(rows, columns=["step", "meta_loss", "val_loss", "wall_s"]))
+        last_saved = step
 
     t0 = time.perf_counter() - (rows[-1]["wall_s"] if rows else 0.0)
     bar = tqdm(range(start, meta.steps), desc="meta-training", disable=not progress, file=sys.stderr, mininterval=2.0,
@@ -139,8 +143,12 @@ def meta_train(task, rule, meta: MetaConfig, run_dir: str | Path | None = None, 
         new_params, new_opt_state, loss, gnorm = train_step(params, opt_state, step)
         loss, gnorm = float(loss), float(gnorm)
         if not (math.isfinite(loss) and math.isfinite(gnorm)):
-            where = f"the last good checkpoint (step {start if not rows else rows[-1]['step']}) is in {ck}" if ck \
-                else "nothing was saved (no run directory)"
+            if ck is None:
+                where = "nothing was saved (no run directory)"
+            elif last_saved is None:
+                where = f"no checkpoint was written yet (one is written every {meta.save_every} steps)"
+            else:
+                where = f"the last good checkpoint (step {last_saved}) is in {ck}"
             raise MetaTrainingError(
                 f"meta-loss or its gradient became {'NaN' if not math.isfinite(loss) else 'infinite'} at "
                 f"meta-step {step} (loss={loss}, grad norm={gnorm}): the plasticity rule made the weights "

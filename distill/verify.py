@@ -120,6 +120,8 @@ def select_verified(run_dir: Path, eqs: pd.DataFrame, ver: pd.DataFrame, tol: fl
 
 
 def _fmt(expr) -> str:
+    import sympy
+
     from .simplify import round_expr
 
     return str(round_expr(expr, 4))

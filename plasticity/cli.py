@@ -51,7 +51,8 @@ def user_errors() -> tuple[type, ...]:
 
 def fail(message: str) -> int:
     print("error: " + textwrap.fill(str(message).strip(), 100, subsequent_indent="  ",
-                                    replace_whitespace=False, break_long_words=False), file=sys.stderr)
+                                    replace_whitespace=False, break_long_words=False,
+                                    break_on_hyphens=False), file=sys.stderr)
     return 2
 
 

@@ -83,7 +83,7 @@ def canonical_rule(name: str, params: dict[str, float] | None = None, **kw) -> S
             raise KeyError(f"canonical rule {name!r} has no parameter {k!r}; its parameters are "
                            f"{', '.join(list(values) + list(ts))}")
     expr = parse_equation(c.equation, params=values.keys())
-    return SymbolicRule.from_expr(expr, values, timescales=ts, label=name, **kw)
+    return SymbolicRule.from_expr(expr, values, timescales=ts, label=kw.pop("label", name), **kw)
 
 
 def make_symbolic_rule(spec: str, params: dict[str, float] | None = None, **kw) -> SymbolicRule:

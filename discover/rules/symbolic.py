@@ -27,7 +27,11 @@ class SymbolicRule(Rule):
 
     def __post_init__(self):
         super().__post_init__()
-        object.__setattr__(self, "_fn", compile_expr(self.expr))
+        try:
+            object.__setattr__(self, "_fn", compile_expr(self.expr))
+        except TypeError as e:
+            raise EquationError(f"equation {self.expr} cannot be compiled: {e}; use only + - * / ** and "
+                                "the functions exp, log, sqrt, tanh, abs, sigmoid, min, max") from None
 
     @classmethod
     def from_expr(cls, expr: sympy.Expr, params: Mapping[str, float] | None = None,
@@ -39,7 +43,7 @@ class SymbolicRule(Rule):
         if missing:
             raise EquationError(
                 f"equation {expr} uses parameter(s) {missing} with no value; give them a value "
-                "(in a config: under [task.teacher.params], e.g. {missing[0]} = 0.01)"
+                f"(in a config: under [task.teacher.params], e.g. {missing[0]} = 0.01)"
             )
         ts = dict(DEFAULT_TIMESCALES)
         ts.update(timescales or {})

@@ -150,14 +150,24 @@ def verification_figure(verification: pd.DataFrame) -> Figure:
         lo = verification["objective_ci_low"].to_numpy(float)
         hi = verification["objective_ci_high"].to_numpy(float)
         kinds = verification["kind"].astype(str).to_numpy()
+        # Rules that made the weights diverge score far below the rest (or -inf); they are
+        # drawn as triangles on the lower edge so the interesting range stays readable.
+        finite = mean[np.isfinite(mean)]
+        floor = -0.1 if finite.size and np.median(finite) > 0 else (finite.min() if finite.size else 0.0)
+        below = ~(mean >= floor)
+        with np.errstate(invalid="ignore"):
+            lo, hi = np.maximum(lo, floor), np.maximum(hi, floor)
         for kind in dict.fromkeys(kinds):
-            m = kinds == kind
+            m = (kinds == kind) & ~below
             yerr = np.vstack([mean[m] - lo[m], hi[m] - mean[m]])
             yerr = np.where(np.isfinite(yerr), np.abs(yerr), 0.0)
             ax.errorbar(
                 pos[m], mean[m], yerr=yerr, fmt="o", capsize=3,
                 color=style.KIND_COLORS.get(kind, "#777777"), label=kind,
             )
+        if below.any():
+            ax.plot(pos[below], np.full(below.sum(), floor), "v", color="#777777", label=f"below {floor:g}")
+            ax.set_ylim(bottom=floor - 0.05)
         neural = verification.loc[verification["kind"] == "neural", "objective_mean"].astype(float)
         if len(neural) and math.isfinite(float(neural.iloc[0])):
             ax.axhline(float(neural.iloc[0]), color=style.KIND_COLORS["neural"], linestyle="--",

@@ -104,6 +104,7 @@ class DistillConfig:
     episodes: int = 16
     event_fraction: float = 0.5  # spiking: fraction of samples drawn at spike events
     policy: str = "best"  # accuracy | score | best | verified
+    verified_tolerance: float = 0.02  # verified: simplest equation within this share of the best objective
     bootstrap: int = 100
     seed: int = 1
 

@@ -34,6 +34,8 @@ COLUMNS = ["rule", "kind", "equation", "objective_mean", "objective_ci_low", "ob
 
 def bootstrap_mean_ci(values, level=0.95, n_boot=2000, seed=0):
     v = np.asarray(values, np.float64)
+    if not np.all(np.isfinite(v)):  # a rule that made the weights diverge in some episode
+        return float(np.nan_to_num(v, nan=-np.inf).mean()), -np.inf, -np.inf
     rng = np.random.default_rng(seed)
     means = v[rng.integers(0, len(v), (n_boot, len(v)))].mean(axis=1)
     a = (1 - level) / 2
@@ -100,17 +102,19 @@ def run(cfg: Config | None, run_dir: str | Path, progress: bool = True) -> pd.Da
     df["relative_to_neural"] = df["objective_mean"] / neural_mean if neural_mean != 0 else np.nan
     write_csv(run_dir / "verification.csv", df)
     if cfg.distill.policy == "verified":
-        select_verified(run_dir, eqs, df)
+        select_verified(run_dir, eqs, df, cfg.distill.verified_tolerance)
     update_manifest(run_dir, timings_s={"verify": round(time.perf_counter() - t0, 2)})
     return df
 
 
-def select_verified(run_dir: Path, eqs: pd.DataFrame, ver: pd.DataFrame, tol: float = 0.005) -> int:
+def select_verified(run_dir: Path, eqs: pd.DataFrame, ver: pd.DataFrame, tol: float = 0.02) -> int:
     """The ``verified`` policy: the simplest equation whose objective in the simulator is
-    within ``tol`` of the best equation's; rewrites ``selected`` in ``equations.csv``."""
+    within a relative ``tol`` of the best equation's (a parsimony tolerance, as PySR's
+    ``best`` allows 1.5x the minimum loss); rewrites ``selected`` in ``equations.csv``."""
     scores = ver.set_index("rule")["objective_mean"]
     obj = np.array([scores.get(f"eq{i}", -np.inf) for i in eqs["id"]])
-    ok = np.flatnonzero(obj >= np.max(obj) - tol)
+    top = np.max(obj)
+    ok = np.flatnonzero(obj >= top - tol * abs(top))
     pick = ok[np.argmin(eqs["complexity"].to_numpy()[ok])]
     eqs = eqs.copy()
     eqs["selected"] = False

@@ -38,6 +38,36 @@ def resolve_config(spec: str | None) -> Path:
                       f"{', '.join(builtins) or '(none found)'}. Pass a TOML file path.")
 
 
+def load_with_overrides(path: Path, overrides: list[str] | None):
+    """Load a config file, then apply ``--set section.key=value`` overrides (TOML values)."""
+    import tomllib
+
+    from discover.config import ConfigError, config_from_dict, load_config
+
+    if not overrides:
+        return load_config(path)
+    data = tomllib.loads(path.read_text())
+    for item in overrides:
+        if "=" not in item or "." not in item.split("=", 1)[0]:
+            raise ConfigError(f"--set {item!r}: write SECTION.KEY=VALUE, e.g. --set meta.seed=1")
+        key, raw = item.split("=", 1)
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        *sections, leaf = key.strip().split(".")
+        node = data
+        for sec in sections:
+            node = node.setdefault(sec, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item!r}: {sec!r} is not a section")
+        node[leaf] = value
+    try:
+        return config_from_dict(data)
+    except ConfigError as e:
+        raise ConfigError(f"{path} with --set {' '.join(overrides)}: {e}") from None
+
+
 def user_errors() -> tuple[type, ...]:
     from analysis.rundir import RunDirectoryError
     from discover.config import ConfigError
@@ -69,9 +99,8 @@ def guarded(fn, *args, **kw) -> int:
 # -- commands -------------------------------------------------------------------------------
 def cmd_discover(args) -> None:
     from discover import stage
-    from discover.config import load_config
 
-    cfg = load_config(resolve_config(args.config))
+    cfg = load_with_overrides(resolve_config(args.config), args.set)
     out = Path(args.out or Path("runs") / cfg.name)
     stage.run(cfg, out, progress=not args.quiet)
     print(f"discover: rule and meta-training history written to {out}")
@@ -103,12 +132,11 @@ def cmd_report(args) -> None:
 def cmd_run(args) -> None:
     from analysis import report
     from discover import stage as dstage
-    from discover.config import load_config
     from distill import stage as sstage
     from distill import verify
 
     path = resolve_config(args.config)
-    cfg = load_config(path)
+    cfg = load_with_overrides(path, args.set)
     out = Path(args.out or Path("runs") / cfg.name)
     quiet = args.quiet
     print(f"plasticity run: config {path}, run directory {out}", flush=True)
@@ -151,17 +179,23 @@ def build_parser() -> argparse.ArgumentParser:
     def quiet(sp):
         sp.add_argument("--quiet", action="store_true", help="no progress output")
 
+    def overrides(sp):
+        sp.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                        help="override a config value (TOML syntax), e.g. --set meta.seed=1; repeatable")
+
     sp = sub.add_parser("run", help="the whole pipeline (default: the built-in Oja demo)")
     sp.add_argument("config", nargs="?", default=None, help="TOML file or built-in config name")
     sp.add_argument("--out", help="run directory (default runs/<name>)")
     sp.add_argument("--backend", help="distillation backend (overrides [distill] backend)")
     quiet(sp)
+    overrides(sp)
     sp.set_defaults(fn=cmd_run)
 
     sp = sub.add_parser("discover", help="meta-train a neural plasticity rule")
     sp.add_argument("config")
     sp.add_argument("--out")
     quiet(sp)
+    overrides(sp)
     sp.set_defaults(fn=cmd_discover)
 
     sp = sub.add_parser("distill", help="fit equations to a trained rule")

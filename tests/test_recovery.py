@@ -79,10 +79,12 @@ def test_imitate_bcm(tmp_path):
 
 
 def test_imitate_equation_string_teacher(tmp_path):
-    # Grossberg's instar rule, not in the canonical list: given only as a string.
-    coefs, rel, ver = run_pipeline(imitate_rate("eta*y*(x - w)", {"eta": 0.02}), tmp_path)
+    # Oja plus a constant decay: not in the canonical list, given only as a string, with
+    # three coefficients of different sizes.
+    cfg = imitate_rate("a*x*y - b*w*y**2 - c*w", {"a": 0.01, "b": 0.005, "c": 0.003})
+    coefs, rel, ver = run_pipeline(cfg, tmp_path)
     x, y, w = S["x"], S["y"], S["w"]
-    assert_terms(coefs, {x * y: 0.02, w * y: -0.02}, 0.05)
+    assert_terms(coefs, {x * y: 0.01, w * y**2: -0.005, w: -0.003}, 0.05)
     assert rel >= 0.95
     assert "teacher" in set(ver["rule"])
 
@@ -102,3 +104,24 @@ def test_imitate_pair_stdp_open_loop_mlp(tmp_path):
     ratio = -coefs[sp * to] / coefs[so * tp]
     assert ratio == pytest.approx(1.05, rel=0.10)
     assert rel >= 0.95
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_default_demo_rediscovers_oja(tmp_path, seed):
+    """`plasticity run` (configs/oja.toml, the built-in default) from function alone."""
+    from plasticity.cli import main
+
+    assert main(["run", "--out", str(tmp_path), "--set", f"meta.seed={seed}", "--quiet"]) == 0
+    eqs = pd.read_csv(tmp_path / "equations.csv")
+    sel = eqs[eqs["selected"]].iloc[0]
+    coefs = {sympy.sympify(t, locals=S): v["value"] for t, v in json.loads(sel["coefficients"]).items()}
+    x, y, w = S["x"], S["y"], S["w"]
+    assert {x * y, w * y**2} <= set(coefs)
+    assert -coefs[w * y**2] / coefs[x * y] == pytest.approx(1.0, rel=0.10)
+    big = max(abs(v) for v in coefs.values())
+    others = sum(abs(v) for t, v in coefs.items() if t not in (x * y, w * y**2))
+    assert others < 0.05 * big
+    ver = pd.read_csv(tmp_path / "verification.csv").set_index("rule")
+    assert ver.loc[f"eq{sel['id']}", "relative_to_neural"] >= 0.95
+    for name in ("report.md", "report.html", "tables/equations.tex", "figures/meta_loss.png", "manifest.json"):
+        assert (tmp_path / name).exists(), name

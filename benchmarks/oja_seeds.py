@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -37,19 +36,27 @@ def summarize(run_dir: Path) -> dict:
         "others/largest": others / big,
         "verified vs neural": ver.loc[f"eq{sel['id']}", "relative_to_neural"],
         "neural objective": ver.loc["neural", "objective_mean"],
-        "seconds": sum(manifest.get("timings_s", {}).values()),
+        "seconds (discover+distill+verify)": round(sum(manifest.get("timings_s", {}).values()), 1),
     }
+
+
+def markdown(df: pd.DataFrame) -> str:
+    def fmt(v):
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+    lines = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines)
 
 
 def run(seeds, out: Path) -> pd.DataFrame:
     rows = []
     for seed in seeds:
         d = out / f"seed{seed}"
-        t0 = time.perf_counter()
-        code = main(["run", "--out", str(d), "--set", f"meta.seed={seed}", "--quiet"])
-        if code:
-            raise SystemExit(code)
-        rows.append({"seed": seed, **summarize(d), "wall_s": round(time.perf_counter() - t0, 1)})
+        if not (d / "verification.csv").exists():
+            code = main(["run", "--out", str(d), "--set", f"meta.seed={seed}", "--quiet"])
+            if code:
+                raise SystemExit(code)
+        rows.append({"seed": seed, **summarize(d)})
     return pd.DataFrame(rows)
 
 
@@ -58,5 +65,4 @@ if __name__ == "__main__":
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--out", type=Path, default=Path("runs/oja_seeds"))
     args = ap.parse_args()
-    df = run(args.seeds, args.out)
-    print(df.to_markdown(index=False, floatfmt=".4g") if hasattr(df, "to_markdown") else df.to_string())
+    print(markdown(run(args.seeds, args.out)))

@@ -106,6 +106,8 @@ class DistillConfig:
     policy: str = "best"  # accuracy | score | best | verified
     verified_tolerance: float = 0.02  # verified: simplest equation within this share of the best objective
     bootstrap: int = 100
+    refine_steps: int = 0  # > 0: refit each equation's coefficients on the task (0 = keep regression values)
+    refine_episodes: int = 16  # fixed pool of training episodes for the refit
     seed: int = 1
 
 

@@ -182,7 +182,9 @@ class LIFNetwork:
         W_new = _clip(W + dw, self.w_min, self.w_max)
         g = g + self.w_scale * (W @ s_pre)
         v = v * (1.0 - s_post) + self.v_reset * s_post
-        n_ref = round(self.t_ref / self.dt)
+        # Brian2's rule: a neuron may fire again once t - t_spike >= t_ref, so the membrane
+        # is held for the n_ref - 1 steps after the spike step.
+        n_ref = max(round(self.t_ref / self.dt) - 1, 0)
         ref = jnp.where(s_post > 0, float(n_ref), jnp.maximum(state["ref"] - 1.0, 0.0))
         new = {
             "W": W_new, "v": v, "g": g, "ref": ref,

@@ -71,6 +71,48 @@ def add_intervals(front: pd.DataFrame, names, X, dw, groups, n_boot: int, seed: 
     return front
 
 
+def refine_front(front: pd.DataFrame, task, names, timescales: dict, d, progress: bool) -> pd.DataFrame:
+    """Refit every row's coefficients on the task (:mod:`distill.refine`).
+
+    ``equation``, ``sympy`` and ``latex`` then show the refitted equation; each term in
+    ``coefficients`` keeps the regression's value and bootstrap interval as ``fit_value``,
+    ``fit_ci_low``, ``fit_ci_high`` beside the refitted ``value`` and its sandwich interval.
+    ``refit_loss`` is the task's meta-loss of the refitted equation (training pool).
+    """
+    import sympy
+
+    from .refine import refine
+    from .simplify import round_expr
+
+    front = front.copy()
+    front["refit_loss"] = np.nan
+    for i, row in front.iterrows():
+        expr = parse_equation(row["sympy"], variables=names)
+        out = refine(task, expr, timescales, steps=d.refine_steps, episodes=d.refine_episodes, seed=d.seed)
+        if out is None:
+            if progress:
+                print(f"distill: eq{row['id']} could not be refitted (it diverges or is not a sum of terms); "
+                      "keeping the regression coefficients", flush=True)
+            continue
+        refined, cis, loss = out
+        old = json.loads(row["coefficients"]) if isinstance(row["coefficients"], str) else {}
+        coefs = {}
+        for term, (v, lo, hi) in cis.items():
+            fit = old.get(term, {})
+            fit = fit if isinstance(fit, dict) else {"value": fit}
+            coefs[term] = {"value": v, "ci_low": lo, "ci_high": hi, "fit_value": fit.get("value"),
+                           "fit_ci_low": fit.get("ci_low"), "fit_ci_high": fit.get("ci_high")}
+        front.at[i, "equation"] = sympy.sstr(round_expr(refined, 4), full_prec=False)
+        front.at[i, "sympy"] = str(refined)
+        front.at[i, "latex"] = sympy.latex(round_expr(refined, 3))
+        front.at[i, "coefficients"] = json.dumps(coefs)
+        front.at[i, "refit_loss"] = loss
+        if progress:
+            print(f"distill: eq{row['id']} refitted on the task: dw = {front.at[i, 'equation']} "
+                  f"(meta-loss {loss:.4g})", flush=True)
+    return front
+
+
 def run(cfg: Config | None, run_dir: str | Path, backend: str | None = None, progress: bool = True) -> pd.DataFrame:
     run_dir = Path(run_dir)
     cfg = cfg or load_run_config(run_dir)
@@ -94,6 +136,9 @@ def run(cfg: Config | None, run_dir: str | Path, backend: str | None = None, pro
                            "try another backend (--backend operon) or more samples ([distill] samples)")
     front = front[front["complexity"] <= d.max_complexity].reset_index(drop=True)
     front = add_intervals(front, names, X, dw, groups, d.bootstrap, d.seed)
+    if d.refine_steps > 0:
+        timescales = {k: float(v) for k, v in rule.tau(params).items()}
+        front = refine_front(front, task, names, timescales, d, progress)
     policy = "best" if d.policy == "verified" else d.policy
     front["selected"] = False
     front.loc[select(front, policy), "selected"] = True

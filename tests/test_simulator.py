@@ -197,11 +197,11 @@ def test_lif_fires_under_strong_drive_and_is_refractory():
     assert np.all(v[spikes] >= net.v_th)
     n_ref = round(t_ref / dt)
     for t in spikes:
-        held = v[t + 1:t + 1 + n_ref]
-        np.testing.assert_array_equal(held, v_reset)  # clamped at reset for t_ref
-        assert s[t + 1:t + 1 + n_ref].sum() == 0
+        held = v[t + 1:t + n_ref]
+        np.testing.assert_array_equal(held, v_reset)  # clamped at reset until t_ref has passed
+        assert s[t + 1:t + n_ref].sum() == 0
     # with a drive this strong it fires as soon as the refractory period ends
-    assert np.all(np.diff(spikes) == n_ref + 1)
+    assert np.all(np.diff(spikes) == n_ref)  # Brian2: may fire again when t - t_spike >= t_ref
     # and without refractoriness it fires every step once driven
     net0 = dataclasses.replace(net, t_ref=0.0)
     _, loc0 = jax.jit(lambda xs: scan_network(net0, rule, params, jnp.ones((1, 5)), xs))(xs)

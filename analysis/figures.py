@@ -1,4 +1,4 @@
-r"""Figures of a run: meta-training curves, the equation front, the verification.
+r"""Figures of a run: meta-training curves, the equation front, the verification, the comparison.
 
 Each ``*_figure`` function takes one DataFrame of the run directory and returns a
 :class:`matplotlib.figure.Figure` drawn in the house style (:mod:`analysis.style`)
@@ -181,6 +181,158 @@ def verification_figure(verification: pd.DataFrame) -> Figure:
     return fig
 
 
+_SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def term_label(term: str) -> str:
+    """A monomial as readable text: ``"w*y**2"`` -> ``"w·y²"`` (no mathtext needed)."""
+    import re
+
+    text = re.sub(r"\*\*(\d+)", lambda m: m.group(1).translate(_SUPERSCRIPTS), str(term))
+    return text.replace("*", "·")
+
+
+def _coefficients(cell: object) -> dict[str, float]:
+    import json
+
+    text = str(cell or "").strip()
+    if not text or text.lower() == "nan":
+        return {}
+    return {str(k): float(v) for k, v in json.loads(text).items()}
+
+
+def comparison_figure(comparison: pd.DataFrame) -> Figure:
+    """Normalized coefficients of the selected equation beside those of the closest canonical rule.
+
+    Horizontal bars, one pair per term of either rule (a term absent from a rule is 0
+    there); coefficients are divided by each rule's largest absolute coefficient.
+
+    Args:
+      comparison: ``comparison.csv`` as a DataFrame (``canonical, closest,
+        coefficients_equation, coefficients_canonical`` and optionally ``coef_distance``).
+
+    Returns:
+      The figure.
+    """
+    with matplotlib.rc_context(style.RC):
+        fig, ax = _new_figure()
+        best = comparison[comparison["closest"].astype(bool)]
+        row = best.iloc[0] if len(best) else comparison.iloc[0]
+        eq = _coefficients(row.get("coefficients_equation", ""))
+        can = _coefficients(row.get("coefficients_canonical", ""))
+        terms = list(dict.fromkeys([*eq, *can]))
+        pos = np.arange(len(terms))
+        h = 0.38
+        ax.barh(pos - h / 2, [eq.get(t, 0.0) for t in terms], height=h, color=style.KIND_COLORS["equation"],
+                label="selected equation")
+        name = str(row["canonical"])
+        ax.barh(pos + h / 2, [can.get(t, 0.0) for t in terms], height=h, color=style.KIND_COLORS["canonical"],
+                label=f"{name} (published)")
+        ax.axvline(0.0, color="0.4", linewidth=0.6)
+        ax.set_yticks(pos, [term_label(t) for t in terms])
+        ax.invert_yaxis()
+        ax.set_xlim(-1.15, 1.15)
+        ax.set_xlabel("coefficient / largest |coefficient|")
+        dist = row.get("coef_distance", float("nan"))
+        extra = f" (d_coef = {float(dist):.3g})" if dist == dist else ""
+        ax.set_title(f"Closest canonical rule: {name}{extra}")
+        ax.legend(loc="best", fontsize=7)
+    return fig
+
+
+def comparison_window_figure(windows: pd.DataFrame) -> Figure:
+    """Normalized STDP pairing windows of the equation and the canonical rules, one panel per protocol.
+
+    Args:
+      windows: ``comparison_windows.csv`` as a DataFrame (``rule, protocol, dt_ms,
+        dw_normalized``); the rule named ``equation`` is drawn solid and on top.
+
+    Returns:
+      The figure.
+    """
+    with matplotlib.rc_context(style.RC):
+        protocols = list(dict.fromkeys(windows["protocol"].astype(str)))
+        fig = Figure(figsize=(style.FIGSIZE[0] * 1.6, style.FIGSIZE[1]), layout="constrained")
+        axes = fig.subplots(1, len(protocols), squeeze=False)[0]
+        rules = list(dict.fromkeys(windows["rule"].astype(str)))
+        rules = [r for r in rules if r == "equation"] + [r for r in rules if r != "equation"]
+        for ax, protocol in zip(axes, protocols):
+            part = windows[windows["protocol"].astype(str) == protocol]
+            ax.axhline(0.0, color="0.6", linewidth=0.6)
+            ax.axvline(0.0, color="0.6", linewidth=0.6)
+            for i, rule in enumerate(rules):
+                sub = part[part["rule"].astype(str) == rule].sort_values("dt_ms")
+                x, y = sub["dt_ms"].to_numpy(float), sub["dw_normalized"].to_numpy(float)
+                is_eq = rule == "equation"
+                color = style.KIND_COLORS["equation"] if is_eq else style.CYCLE[(i + 1) % len(style.CYCLE)]
+                label = "selected equation" if is_eq else rule
+                for m in (x < 0, x >= 0):  # the window jumps at 0: draw the two branches apart
+                    if m.any():
+                        ax.plot(x[m], y[m], "o-" if is_eq else "--", color=color, label=label,
+                                zorder=3 if is_eq else 2, markersize=3)
+                        label = None
+            ax.set_xlabel("t_post - t_pre (ms)")
+            ax.set_title(protocol)
+        axes[0].set_ylabel("Δw / max |Δw|")
+        axes[0].legend(fontsize=7)
+    return fig
+
+
+def runs_figure(runs: pd.DataFrame) -> Figure:
+    """Several runs side by side: normalized coefficients of each selected equation, and verification.
+
+    Left: grouped bars of the normalized coefficients (``coef[TERM]`` columns), one colour
+    per run. Right: each selected equation's held-out objective relative to its run's
+    neural rule, with the interval when known; a dashed line at 1.
+
+    Args:
+      runs: :func:`analysis.compare.runs_table` (``run``, ``coef[...]``,
+        ``relative_to_neural``, ``relative_ci_low``, ``relative_ci_high``).
+
+    Returns:
+      The figure.
+    """
+    with matplotlib.rc_context(style.RC):
+        fig = Figure(figsize=(style.FIGSIZE[0] * 2, style.FIGSIZE[1] + 0.3), layout="constrained")
+        ax, ax2 = fig.subplots(1, 2, width_ratios=[2, 1])
+        coef_cols = [c for c in runs.columns if c.startswith("coef[")]
+        terms = [c[5:-1] for c in coef_cols]
+        n = len(runs)
+        width = 0.8 / max(n, 1)
+        pos = np.arange(len(terms))
+        colors = [style.CYCLE[i % len(style.CYCLE)] for i in range(n)]
+        for i, (_, row) in enumerate(runs.iterrows()):
+            values = [float(row[c]) if row[c] == row[c] else 0.0 for c in coef_cols]
+            ax.bar(pos - 0.4 + width * (i + 0.5), values, width=width, color=colors[i], label=str(row["run"]))
+        ax.axhline(0.0, color="0.4", linewidth=0.6)
+        ax.set_xticks(pos, [term_label(t) for t in terms], rotation=30 if len(terms) > 4 else 0,
+                      ha="right" if len(terms) > 4 else "center")
+        ax.set_ylim(-1.15, 1.15)
+        ax.set_xlabel("term")
+        ax.set_ylabel("coefficient / largest |coefficient|")
+        ax.set_title("Selected equation per run")
+        ax.legend(fontsize=7)
+        rel = runs["relative_to_neural"].to_numpy(float)
+        lo = runs.get("relative_ci_low", pd.Series(np.nan, index=runs.index)).to_numpy(float)
+        hi = runs.get("relative_ci_high", pd.Series(np.nan, index=runs.index)).to_numpy(float)
+        x = np.arange(n)
+        for i in range(n):
+            if np.isfinite(rel[i]):
+                err = None
+                if np.isfinite(lo[i]) and np.isfinite(hi[i]):
+                    err = [[max(rel[i] - lo[i], 0.0)], [max(hi[i] - rel[i], 0.0)]]
+                ax2.errorbar([x[i]], [rel[i]], yerr=err, fmt="o", capsize=3, color=colors[i])
+            else:
+                ax2.annotate("n/a", (x[i], 1.0), ha="center", va="bottom", fontsize=7, color="0.4")
+        ax2.axhline(1.0, color=style.KIND_COLORS["neural"], linestyle="--", linewidth=0.8, label="neural rule")
+        ax2.set_xticks(x, runs["run"].astype(str).tolist(), rotation=30, ha="right")
+        ax2.set_xlim(-0.6, n - 0.4)
+        ax2.set_ylabel("objective relative to neural")
+        ax2.set_title("Verification")
+        ax2.legend(fontsize=7)
+    return fig
+
+
 def figure_bytes(fig: Figure, fmt: str) -> bytes:
     """Render ``fig`` to ``"png"`` or ``"pdf"`` bytes (reproducible PDF metadata)."""
     buf = io.BytesIO()
@@ -212,6 +364,8 @@ FIGURES: dict[str, tuple[Callable[[Path], pd.DataFrame | None], Callable[[pd.Dat
     "meta_loss": (rundir.read_meta_history, meta_loss_figure),
     "pareto": (rundir.read_equations, pareto_figure),
     "verification": (rundir.read_verification, verification_figure),
+    "comparison": (rundir.read_comparison, comparison_figure),
+    "comparison_window": (rundir.read_comparison_windows, comparison_window_figure),
 }
 
 
@@ -219,8 +373,9 @@ def write_figures(run_dir: str | os.PathLike) -> list[Path]:
     """Write ``figures/<name>.png`` and ``.pdf`` for each figure whose input exists.
 
     Names: ``meta_loss`` (from ``meta_history.csv``), ``pareto`` (``equations.csv``),
-    ``verification`` (``verification.csv``). A figure whose input is absent, or has no
-    rows, is skipped.
+    ``verification`` (``verification.csv``), ``comparison`` (``comparison.csv``),
+    ``comparison_window`` (``comparison_windows.csv``, spiking rules). A figure whose
+    input is absent, or has no rows, is skipped.
 
     Args:
       run_dir: the run directory.

@@ -1,7 +1,8 @@
 r"""Stage 3 entry point: figures, tables, ``report.md`` and ``report.html`` of a run.
 
-:func:`run` reads a run directory (DESIGN.md section 5), writes ``figures/``,
-``tables/`` and two reports with the same content: ``report.md`` (figures linked,
+:func:`run` reads a run directory (DESIGN.md section 5), compares its selected
+equation with the canonical rules (``comparison.csv``, :mod:`analysis.compare`), writes
+``figures/``, ``tables/`` and two reports with the same content: ``report.md`` (figures linked,
 equations as ``$$...$$`` LaTeX) and ``report.html``, one self-contained file (CSS
 inline, figures embedded as base64 PNG, the selected equation typeset to an image with
 matplotlib's mathtext, LaTeX source and plain text beside it; no internet needed).
@@ -27,7 +28,7 @@ from typing import Any
 
 import pandas as pd
 
-from . import figures, rundir, tables
+from . import compare, figures, rundir, tables
 
 # --------------------------------------------------------------------------- blocks
 
@@ -270,6 +271,80 @@ def _verification_section(verification: pd.DataFrame | None, figs: dict[str, Fig
     return blocks
 
 
+def _comparison_section(
+    comparison: pd.DataFrame | None,
+    equations: pd.DataFrame | None,
+    figs: dict[str, FigureBlock],
+    notes: Sequence[str] = (),
+) -> list[Block]:
+    blocks: list[Block] = [Heading("Comparison with canonical rules")]
+    if comparison is None or comparison.empty:
+        if notes:
+            return blocks + [Note("The comparison could not run. " + " ".join(notes))]
+        if equations is None:
+            return blocks + [Note(rundir.missing_note(rundir.EQUATIONS))]
+        return blocks + [Note(rundir.missing_note(rundir.COMPARISON))]
+    best = comparison[comparison["closest"]]
+    row = best.iloc[0] if len(best) else comparison.iloc[0]
+    behaviour = {str(b) for b in comparison.get("behaviour", pd.Series(dtype=str)) if b}
+    blocks.append(
+        Para(
+            f"Closest canonical rule: **{row['canonical']}** (coefficient distance "
+            f"{_num(row['coef_distance'])}, term Jaccard {_num(row['term_jaccard'])}, behaviour distance "
+            f"{_num(row['behaviour_distance'])})."
+        )
+    )
+    method = [
+        "Each rule is expanded into terms and its coefficients are divided by its largest absolute "
+        "coefficient; the coefficient distance is the L2 distance of these vectors over the union of "
+        "terms, the Jaccard index the overlap of the term sets."
+    ]
+    if compare.STDP_WINDOW in behaviour:
+        method.append("Behaviour distance: root-mean-square difference of the STDP pairing windows "
+                      "(single pairings and 5 pairings at 20 Hz), each divided by its largest |dw|.")
+    if compare.OJA_PC1 in behaviour:
+        check = compare.OjaCheck()
+        method.append(f"Behaviour distance (Oja check: one linear neuron, {check.steps} steps of Gaussian inputs "
+                      f"with covariance eigenvalues {', '.join(f'{v:g}' for v in check.eigenvalues)}): "
+                      "difference in alignment with the first principal component and in relative weight norm.")
+    blocks.append(Para(" ".join(method)))
+    header = ["canonical rule", "dw (published parameters)", "shared terms", "term Jaccard",
+              "coefficient distance", "behaviour distance", "closest"]
+    rows = [
+        [
+            _code(r["canonical"]),
+            _code(r.get("canonical_equation", "")),
+            ", ".join(_code(t) for t in str(r.get("shared_terms", "")).split("; ") if t) or "none",
+            _num(r["term_jaccard"]),
+            _num(r["coef_distance"]),
+            _num(r["behaviour_distance"]),
+            "**yes**" if r["closest"] else "",
+        ]
+        for _, r in comparison.iterrows()
+    ]
+    eq_text = str(row.get("equation", "") or "")
+    if eq_text:
+        eq_id = str(row.get("equation_id", "") or "")
+        blocks.append(Para(f"Selected equation{f' {_code(eq_id)}' if eq_id else ''}: {_code('dw = ' + eq_text)}."))
+    blocks.append(Table(header, rows))
+    if compare.OJA_PC1 in behaviour and "pc1_alignment_canonical" in comparison:
+        first = comparison.iloc[0]
+        orows = [["selected equation", _num(first["pc1_alignment_equation"]), _num(first["weight_norm_equation"])]]
+        orows += [[_code(r["canonical"]), _num(r["pc1_alignment_canonical"]), _num(r["weight_norm_canonical"])]
+                  for _, r in comparison.iterrows()]
+        blocks.append(Para("Oja check, after the last step (Oja's rule: alignment 1, norm 1):"))
+        blocks.append(Table(["rule", "alignment with PC1", "weight norm"], orows))
+    extra = list(notes) + [n for n in dict.fromkeys(comparison.get("behaviour_note", pd.Series(dtype=str)))
+                           if n and n != "weights diverged" and n not in notes]
+    for note in extra:
+        blocks.append(Note(note))
+    for name in ("comparison", "comparison_window"):
+        if name in figs:
+            blocks.append(figs[name])
+    blocks.append(Para("LaTeX: `tables/comparison.tex`; data: `comparison.csv`."))
+    return blocks
+
+
 def _manifest_section(manifest: dict[str, Any]) -> list[Block]:
     blocks: list[Block] = [Heading("Manifest")]
     order = ["package_version", "git_commit", "jax_version", "device_count", "seeds", "created"]
@@ -299,12 +374,15 @@ def _compact(value: Any) -> str:
     return json.dumps(value, separators=(", ", ": "), default=str)
 
 
-def build_report(run_dir: str | os.PathLike, figure_paths: Iterable[Path] = ()) -> list[Block]:
+def build_report(run_dir: str | os.PathLike, figure_paths: Iterable[Path] = (),
+                 comparison_notes: Sequence[str] = ()) -> list[Block]:
     """The report of a run directory as a list of blocks (see :func:`to_markdown`).
 
     Args:
       run_dir: the run directory.
       figure_paths: figures already written (their PNGs are linked and embedded).
+      comparison_notes: notes of the comparison with canonical rules (why it could not
+        run, what it skipped), shown in its section.
 
     Returns:
       The blocks, in the order of the report's sections.
@@ -324,6 +402,10 @@ def build_report(run_dir: str | os.PathLike, figure_paths: Iterable[Path] = ()) 
         "meta_loss": "Meta-loss and validation loss against meta-training step.",
         "pareto": "Equation front: fit loss against complexity; the star marks the selected equation.",
         "verification": "Meta-objective per rule with confidence intervals; dashed: the neural rule.",
+        "comparison": "Coefficients of the selected equation and of the closest canonical rule, each divided "
+                      "by its largest absolute coefficient.",
+        "comparison_window": "STDP pairing windows of the selected equation (solid) and the canonical rules "
+                             "(dashed), each divided by its largest |dw|.",
     }
     figs = {}
     for p in figure_paths:
@@ -340,6 +422,8 @@ def build_report(run_dir: str | os.PathLike, figure_paths: Iterable[Path] = ()) 
     blocks += _selected_section(equations)
     blocks += _front_section(equations, figs)
     blocks += _verification_section(verification, figs)
+    comparison = rundir.read_comparison(run_dir)
+    blocks += _comparison_section(comparison, equations, figs, comparison_notes)
     blocks += _manifest_section(manifest)
     return blocks
 
@@ -463,17 +547,40 @@ def to_html(blocks: Sequence[Block], title: str = "Report") -> str:
 # --------------------------------------------------------------------------- entry point
 
 
-def run(run_dir: str | os.PathLike) -> dict[str, Any]:
-    """Write the analysis of a run directory: figures, LaTeX tables and two reports.
+def _run_comparison(run_dir: Path, behaviour: bool) -> list[str]:
+    """Write ``comparison.csv`` (:func:`analysis.compare.run`); notes for the report.
+
+    The comparison never stops the report: when it cannot run (no equations, an
+    equation it cannot parse, discover or JAX failing) its old outputs are removed, so
+    no stale comparison is shown, and the reason becomes a note.
+    """
+    if not (run_dir / rundir.EQUATIONS).is_file():
+        compare.remove_outputs(run_dir)
+        return []
+    try:
+        return list(compare.run(run_dir, behaviour=behaviour).notes)
+    except compare.CompareUnavailable as e:
+        compare.remove_outputs(run_dir)
+        return [str(e)]
+    except Exception as e:  # a report must still come out; the note carries the error
+        compare.remove_outputs(run_dir)
+        return [f"{type(e).__name__}: {e}"]
+
+
+def run(run_dir: str | os.PathLike, behaviour: bool = True) -> dict[str, Any]:
+    """Write the analysis of a run directory: comparison, figures, LaTeX tables, two reports.
 
     Reads ``config.toml`` and ``manifest.json`` (required) and whichever of
     ``meta_history.csv``, ``equations.csv`` and ``verification.csv`` exist; writes
-    ``figures/*.png|pdf``, ``tables/*.tex``, ``report.md`` and ``report.html``, every
-    file atomically (temporary file in the same directory, then ``os.replace``). A
-    missing optional input gives a note in the report naming the command that writes it.
+    ``comparison.csv`` (the selected equation against the canonical rules, see
+    :mod:`analysis.compare`), ``figures/*.png|pdf``, ``tables/*.tex``, ``report.md``
+    and ``report.html``, every file atomically (temporary file in the same directory,
+    then ``os.replace``). A missing optional input gives a note in the report naming the
+    command that writes it; a comparison that cannot run gives a note saying why.
 
     Args:
       run_dir: the run directory.
+      behaviour: also run the behaviour-level comparison (simulations; a few seconds).
 
     Returns:
       The paths written: ``{"figures": [Path, ...], "tables": [Path, ...],
@@ -494,9 +601,10 @@ def run(run_dir: str | os.PathLike) -> dict[str, Any]:
     run_dir = Path(run_dir)
     # Read and check every input before writing anything: a bad input loses no old output.
     rundir.read_all(run_dir)
+    notes = _run_comparison(run_dir, behaviour)
     figure_paths = figures.write_figures(run_dir)
     table_paths = tables.write_tables(run_dir)
-    blocks = build_report(run_dir, figure_paths)
+    blocks = build_report(run_dir, figure_paths, notes)
     title = blocks[0].text if blocks and isinstance(blocks[0], Heading) else "Report"
     md = rundir.atomic_write_text(run_dir / "report.md", to_markdown(blocks))
     page = rundir.atomic_write_text(run_dir / "report.html", to_html(blocks, title))

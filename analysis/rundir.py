@@ -33,6 +33,8 @@ MANIFEST = "manifest.json"
 META_HISTORY = "meta_history.csv"
 EQUATIONS = "equations.csv"
 VERIFICATION = "verification.csv"
+COMPARISON = "comparison.csv"
+COMPARISON_WINDOWS = "comparison_windows.csv"
 
 # The process umask, read once: files made by mkstemp are 0600, and outputs should get
 # the same mode as any file this user writes.
@@ -46,6 +48,8 @@ PRODUCERS: dict[str, str] = {
     META_HISTORY: "plasticity discover CONFIG --out DIR",
     EQUATIONS: "plasticity distill DIR",
     VERIFICATION: "plasticity verify DIR",
+    COMPARISON: "plasticity report DIR",
+    COMPARISON_WINDOWS: "plasticity report DIR",
 }
 
 #: Columns analysis needs in each CSV (a subset of the contract where unused ones exist).
@@ -60,18 +64,24 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
         "objective_ci_high",
         "relative_to_neural",
     ),
+    COMPARISON: ("canonical", "term_jaccard", "coef_distance", "behaviour_distance", "closest"),
+    COMPARISON_WINDOWS: ("rule", "protocol", "dt_ms", "dw", "dw_normalized"),
 }
 
 _NUMERIC_COLUMNS: dict[str, tuple[str, ...]] = {
     META_HISTORY: ("step", "meta_loss", "val_loss", "wall_s"),
     EQUATIONS: ("complexity", "loss", "score"),
     VERIFICATION: ("objective_mean", "objective_ci_low", "objective_ci_high", "relative_to_neural"),
+    COMPARISON: ("term_jaccard", "coef_distance", "behaviour_distance"),
+    COMPARISON_WINDOWS: ("dt_ms", "dw", "dw_normalized"),
 }
 
 _NONEMPTY_COLUMNS: dict[str, tuple[str, ...]] = {
     META_HISTORY: ("step",),
     EQUATIONS: ("id", "complexity"),
     VERIFICATION: ("rule",),
+    COMPARISON: ("canonical",),
+    COMPARISON_WINDOWS: ("rule",),
 }
 
 #: The kinds of rule a row of ``verification.csv`` may describe.
@@ -348,8 +358,8 @@ def read_equations(run_dir: str | os.PathLike) -> pd.DataFrame | None:
             f"{path}: column 'selected' must be True on exactly one row, found "
             f"{int(df['selected'].sum())}; {_regenerate(EQUATIONS)}"
         )
-    for col in ("equation", "latex", "backend"):
-        df[col] = df[col].fillna("").astype(str)
+    for col in ("equation", "latex", "backend"):  # an all-empty column is read as float NaN
+        df[col] = df[col].astype(object).where(df[col].notna(), "").astype(str)
     if "coefficients" in df.columns:
         parsed = []
         for i, cell in enumerate(df["coefficients"]):
@@ -394,7 +404,66 @@ def read_verification(run_dir: str | os.PathLike) -> pd.DataFrame | None:
             f"use one of {', '.join(VERIFICATION_KINDS)}; {_regenerate(VERIFICATION)}"
         )
     if "equation" in df.columns:
-        df["equation"] = df["equation"].fillna("").astype(str)
+        df["equation"] = df["equation"].astype(object).where(df["equation"].notna(), "").astype(str)
+    return df
+
+
+_COMPARISON_TEXT = ("canonical", "network", "canonical_equation", "canonical_latex", "equation", "equation_latex",
+                    "shared_terms", "missing_terms", "extra_terms", "coefficients_equation",
+                    "coefficients_canonical", "behaviour", "behaviour_note")
+
+
+def read_comparison(run_dir: str | os.PathLike) -> pd.DataFrame | None:
+    """Read ``comparison.csv``: the selected equation against each canonical rule.
+
+    Written by :func:`analysis.compare.run` (``plasticity report DIR``); columns in
+    :data:`analysis.compare.COLUMNS` (``canonical, term_jaccard, coef_distance,
+    behaviour_distance, closest`` required).
+
+    Args:
+      run_dir: the run directory.
+
+    Returns:
+      The table with ``closest`` as booleans and text columns as strings (empty where
+      absent), or ``None`` if the file is absent.
+
+    Raises:
+      RunDirectoryError: if a column is missing, a number or boolean is malformed.
+    """
+    df = _read_csv(run_dir, COMPARISON)
+    if df is None:
+        return None
+    path = Path(run_dir) / COMPARISON
+    closest = []
+    for i, v in enumerate(df["closest"]):
+        b = _parse_bool(v)
+        if b is None:
+            raise RunDirectoryError(
+                f"{path}: column 'closest' must hold True or False, but row {i + 1} holds "
+                f"{v!r}; {_regenerate(COMPARISON)}"
+            )
+        closest.append(b)
+    df["closest"] = pd.Series(closest, index=df.index, dtype=bool)
+    for col in _COMPARISON_TEXT:
+        if col in df.columns:  # an all-empty column is read as float NaN
+            df[col] = df[col].astype(object).where(df[col].notna(), "").astype(str)
+    if "equation_id" in df.columns:
+        df["equation_id"] = df["equation_id"].map(_id_text)
+    return df
+
+
+def _id_text(v: Any) -> str:
+    if isinstance(v, float):
+        return "" if math.isnan(v) else (str(int(v)) if v.is_integer() else str(v))
+    return str(v)
+
+
+def read_comparison_windows(run_dir: str | os.PathLike) -> pd.DataFrame | None:
+    """Read ``comparison_windows.csv`` (``rule, protocol, dt_ms, dw, dw_normalized``), or ``None``."""
+    df = _read_csv(run_dir, COMPARISON_WINDOWS)
+    if df is not None:
+        df["rule"] = df["rule"].astype(str)
+        df["protocol"] = df["protocol"].fillna("").astype(str)
     return df
 
 

@@ -3,8 +3,11 @@ r"""Booktabs LaTeX tables from the run directory's DataFrames.
 Each table is a ``table`` environment with a caption and a label, ready for
 ``\input{}``; :func:`write_tables` also writes ``tables/preview.tex``, a complete
 document that inputs them all and compiles alone with ``pdflatex`` (packages: booktabs,
-amsmath). Numbers are rounded to significant figures; floats inside sympy expressions
-are rounded the same way before sympy's LaTeX printer sees them; plain-text cells are
+amsmath, array, tabularx; all in TeX Live's ``latex-base``/``latex-recommended``).
+Tables with equations are ``tabularx`` environments as wide as the text whose equation
+column wraps long equations after ``+``/``-``, so nothing sticks out of the page.
+Numbers are rounded to significant figures; floats inside sympy expressions are
+rounded the same way before sympy's LaTeX printer sees them; plain-text cells are
 escaped (``stdp_pair`` -> ``stdp\_pair``). The layout follows PySR's
 ``export_latex.py``, without its ``exec`` of generated source.
 
@@ -137,29 +140,53 @@ def _math(x: float, digits: int = 3, scientific: bool = False, bold: bool = Fals
     return rf"{{\boldmath${text}$}}" if bold else f"${text}$"
 
 
+#: Column type of a column that wraps, left-aligned, to the width tabularx gives it.
+WRAP = r">{\raggedright\arraybackslash}X"
+
+
 def _environment(
     caption: str,
     label: str,
     colspec: str,
     header: Sequence[str],
-    rows: Sequence[Sequence[str]],
+    rows: Sequence[Sequence[str] | str],
 ) -> str:
+    r"""A booktabs ``table``; ``tabularx`` at ``\linewidth`` when ``colspec`` has an X column.
+
+    A row given as a string is emitted as is (e.g. ``\midrule``).
+    """
+    env = "tabularx" if "X" in colspec else "tabular"
+    width = r"{\linewidth}" if env == "tabularx" else ""
     lines = [
         r"\begin{table}[htbp]",
         r"  \centering",
         r"  \small",
         rf"  \caption{{{caption}}}",
         rf"  \label{{{label}}}",
-        rf"  \begin{{tabular}}{{{colspec}}}",
+        rf"  \begin{{{env}}}{width}{{{colspec}}}",
         r"    \toprule",
         "    " + " & ".join(header) + r" \\",
         r"    \midrule",
-        *("    " + " & ".join(row) + r" \\" for row in rows),
+        *("    " + (row if isinstance(row, str) else " & ".join(row) + r" \\") for row in rows),
         r"    \bottomrule",
-        r"  \end{tabular}",
+        rf"  \end{{{env}}}",
         r"\end{table}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def breakable_text(text: str) -> str:
+    r"""Escaped text (:func:`escape_latex`) that may break after ``_``, ``/``, ``-`` and ``.``.
+
+    For run names and paths in narrow (``p``/``X``) columns, where a long name without
+    spaces would otherwise stick out of the table.
+    """
+    out = []
+    for c in str(text):
+        out.append(escape_latex(c))
+        if c in "_/-.":
+            out.append(r"\allowbreak{}")
+    return "".join(out)
 
 
 def equation_latex(row: pd.Series, digits: int = 3) -> str:
@@ -194,7 +221,9 @@ def equations_table(
 
     Columns: ID, complexity, loss (scientific notation, ``digits`` significant figures)
     and the equation as ``$\Delta w = <latex>$``; a ``backend`` column is added when the
-    front mixes backends. The selected equation's row is set in bold.
+    front mixes backends. The selected equation's row is set in bold. The table is a
+    ``tabularx`` as wide as the text; long equations wrap after ``+`` and ``-`` in
+    their column.
 
     Args:
       df: ``equations.csv`` as a DataFrame; needs ``id, complexity, loss, latex,
@@ -224,7 +253,7 @@ def equations_table(
             "against fit loss to the neural rule. The selected equation is set in bold."
         )
     header = ["ID", *(["Backend"] if multi_backend else []), "Complexity", "Loss", "Equation"]
-    colspec = "r" + ("l" if multi_backend else "") + "rrl"
+    colspec = "r" + ("l" if multi_backend else "") + "rr" + WRAP
     rows = []
     for _, row in df.iterrows():
         bold = bool(row["selected"])
@@ -255,7 +284,8 @@ def verification_table(
 
     Columns: rule (escaped text), kind, objective mean, confidence interval
     ``[low, high]`` and the ratio to the neural rule, all to ``digits`` significant
-    figures, in the order of ``df``.
+    figures, in the order of ``df``. The table is a ``tabularx`` as wide as the text; an
+    interval with long bounds wraps after its comma.
 
     Args:
       df: ``verification.csv`` as a DataFrame; needs ``rule, kind, objective_mean,
@@ -285,8 +315,8 @@ def verification_table(
         lo, hi = float(row["objective_ci_low"]), float(row["objective_ci_high"])
         if math.isnan(lo) or math.isnan(hi):
             ci = "--"
-        else:
-            ci = f"$[{format_number(lo, digits)}, {format_number(hi, digits)}]$"
+        else:  # may break after the comma when the bounds are long (scientific notation)
+            ci = rf"$[{format_number(lo, digits)}, \allowbreak {format_number(hi, digits)}]$"
         rows.append(
             [
                 escape_latex(row["rule"]),
@@ -296,7 +326,125 @@ def verification_table(
                 _math(row["relative_to_neural"], digits),
             ]
         )
-    return _environment(caption, label, "llrcr", header, rows)
+    return _environment(caption, label, r"llr>{\centering\arraybackslash}Xr", header, rows)
+
+
+def comparison_table(
+    df: pd.DataFrame,
+    digits: int = 3,
+    caption: str | None = None,
+    label: str = "tab:comparison",
+) -> str:
+    r"""A booktabs table of the selected equation against each canonical rule.
+
+    The first row is the discovered (selected) equation; then one row per canonical rule
+    at its published parameters: its equation, the Jaccard index of the term sets,
+    the coefficient distance and the behaviour distance (:mod:`analysis.compare`). The
+    closest canonical rule is set in bold. Equations wrap in a ``tabularx`` column, rule
+    names after their underscores.
+
+    Args:
+      df: ``comparison.csv`` as a DataFrame; needs ``canonical, term_jaccard,
+        coef_distance, behaviour_distance, closest`` and uses ``canonical_latex`` (else
+        ``canonical_equation``), ``equation_latex``/``equation``, ``equation_id`` and
+        ``behaviour`` when present.
+      digits: significant figures.
+      caption: caption text (LaTeX); a default explains the columns.
+      label: the ``\label`` key.
+
+    Returns:
+      The ``table`` environment as a string ending in a newline.
+    """
+    def cell(row: pd.Series, latex_col: str, text_col: str) -> str:
+        latex = str(row.get(latex_col, "") or "").strip()
+        if latex and latex.lower() != "nan":
+            return latex
+        return equation_latex(pd.Series({"latex": "", "equation": row.get(text_col, "0")}), digits)
+
+    behaviours = {str(b) for b in df.get("behaviour", pd.Series(dtype=str)) if str(b) not in ("", "nan")}
+    if caption is None:
+        parts = [
+            "The distilled equation against canonical rules at their published parameters. "
+            r"$J$: Jaccard index of the term sets; $d_\mathrm{coef}$: L2 distance between the "
+            "coefficient vectors, each divided by its largest absolute coefficient",
+        ]
+        if "stdp_window" in behaviours:
+            parts.append(r"$d_\mathrm{beh}$: root-mean-square difference of the STDP pairing windows "
+                         r"(single pairings and 5 pairings at 20\,Hz), each divided by its largest $|\Delta w|$")
+        if "oja_pc1" in behaviours:
+            parts.append(r"$d_\mathrm{beh}$: difference in alignment with the first principal component "
+                         "and in relative weight norm after the Oja check")
+        if not behaviours:
+            parts.append(r"$d_\mathrm{beh}$: behaviour distance (not computed)")
+        caption = "; ".join(parts) + ". The closest canonical rule is set in bold."
+    rows: list[Sequence[str] | str] = []
+    if len(df):
+        first = df.iloc[0]
+        eq_id = str(first.get("equation_id", "") or "").strip()
+        name = f"discovered (eq.~{escape_latex(eq_id)})" if eq_id and eq_id.lower() != "nan" else "discovered"
+        eq = cell(first, "equation_latex", "equation") if ("equation_latex" in df or "equation" in df) else ""
+        rows.append([name, f"${eq}$" if eq else "--", "", "", ""])
+        rows.append(r"\midrule")
+    for _, row in df.iterrows():
+        bold = bool(row["closest"])
+        eq = cell(row, "canonical_latex", "canonical_equation")
+        rows.append(
+            [
+                rf"\textbf{{{breakable_text(row['canonical'])}}}" if bold else breakable_text(row["canonical"]),
+                rf"{{\boldmath${eq}$}}" if bold else f"${eq}$",
+                _math(row["term_jaccard"], digits, bold=bold),
+                _math(row["coef_distance"], digits, bold=bold),
+                _math(row["behaviour_distance"], digits, bold=bold),
+            ]
+        )
+    header = ["Rule", r"$\Delta w$", "$J$", r"$d_\mathrm{coef}$", r"$d_\mathrm{beh}$"]
+    colspec = r">{\raggedright\arraybackslash}p{0.18\linewidth}" + WRAP + "rrr"
+    return _environment(caption, label, colspec, header, rows)
+
+
+def runs_table_latex(
+    df: pd.DataFrame,
+    digits: int = 3,
+    caption: str | None = None,
+    label: str = "tab:runs",
+) -> str:
+    r"""A booktabs table comparing several runs (``plasticity compare``).
+
+    Columns: run (wraps after ``_``, ``/``, ``-``), selected equation (wraps), the
+    closest canonical rule, its coefficient distance, and ``r``, the selected equation's
+    verified objective relative to the neural rule.
+
+    Args:
+      df: :func:`analysis.compare.runs_table`; needs ``run, latex, equation, closest,
+        coef_distance, relative_to_neural``.
+      digits: significant figures.
+      caption: caption text (LaTeX); a default explains the columns.
+      label: the ``\label`` key.
+
+    Returns:
+      The ``table`` environment as a string ending in a newline.
+    """
+    if caption is None:
+        caption = (
+            "Selected equation of each run; the closest canonical rule by coefficient distance "
+            r"$d_\mathrm{coef}$ (coefficients divided by the largest absolute coefficient); $r$: the "
+            "equation's held-out meta-objective relative to the run's neural rule."
+        )
+    rows = []
+    for _, row in df.iterrows():
+        rows.append(
+            [
+                breakable_text(row["run"]),
+                rf"$\Delta w = {equation_latex(row, digits)}$",
+                breakable_text(row["closest"]),
+                _math(row["coef_distance"], digits),
+                _math(row["relative_to_neural"], digits),
+            ]
+        )
+    header = ["Run", "Equation", "Closest", r"$d_\mathrm{coef}$", "$r$"]
+    ragged = r">{\raggedright\arraybackslash}"
+    colspec = ragged + r"p{0.15\linewidth}" + WRAP + ragged + r"p{0.13\linewidth}rr"
+    return _environment(caption, label, colspec, header, rows)
 
 
 def preview_document(names: Sequence[str]) -> str:
@@ -314,6 +462,8 @@ def preview_document(names: Sequence[str]) -> str:
         r"\usepackage[T1]{fontenc}",
         r"\usepackage{amsmath}",
         r"\usepackage{booktabs}",
+        r"\usepackage{array}",
+        r"\usepackage{tabularx}",
         r"\begin{document}",
         *body,
         r"\end{document}",
@@ -325,7 +475,8 @@ def write_tables(run_dir: str | os.PathLike) -> list[Path]:
     """Write the LaTeX tables of a run directory into its ``tables/`` folder.
 
     Writes ``tables/equations.tex`` (if ``equations.csv`` exists),
-    ``tables/verification.tex`` (if ``verification.csv`` exists) and always
+    ``tables/verification.tex`` (if ``verification.csv`` exists),
+    ``tables/comparison.tex`` (if ``comparison.csv`` exists) and always
     ``tables/preview.tex``; each file atomically.
 
     Args:
@@ -346,6 +497,11 @@ def write_tables(run_dir: str | os.PathLike) -> list[Path]:
     verification = rundir.read_verification(run_dir)
     if verification is not None:
         written.append(rundir.atomic_write_text(out / "verification.tex", verification_table(verification)))
+    comparison = rundir.read_comparison(run_dir)
+    if comparison is not None and len(comparison):
+        written.append(rundir.atomic_write_text(out / "comparison.tex", comparison_table(comparison)))
+    elif (out / "comparison.tex").exists():
+        (out / "comparison.tex").unlink()  # stale: comparison.csv is gone
     preview = preview_document([p.name for p in written])
     written.append(rundir.atomic_write_text(out / "preview.tex", preview))
     return written

@@ -59,7 +59,8 @@ def build_task(cfg: Config, network=None, teacher=None):
     teacher = teacher or build_teacher(cfg)
     return Imitate(teacher=teacher, w0_range=tuple(t.w0_range), input_mean_range=tuple(t.input_mean_range),
                    input_scale_range=tuple(t.input_scale_range), pre_rate_range=tuple(t.pre_rate_range),
-                   post_rate_range=tuple(t.post_rate_range), **common)
+                   post_rate_range=tuple(t.post_rate_range), observe=t.observe, obs_tau=t.obs_tau,
+                   obs_noise=t.obs_noise, unrecorded_fraction=t.unrecorded_fraction, **common)
 
 
 def student_inputs(cfg: Config, teacher: Rule | None) -> tuple[str, ...]:

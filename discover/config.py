@@ -42,6 +42,10 @@ class TaskConfig:
     pre_rate_range: list[float] = field(default_factory=lambda: [5.0, 40.0])  # imitate, lif (Hz)
     post_rate_range: list[float] = field(default_factory=lambda: [5.0, 40.0])  # imitate, lif given
     w0_range: list[float] = field(default_factory=lambda: [0.2, 0.8])  # imitate
+    observe: str = "weights"  # imitate: weights | spikes (postsynaptic spike counts only)
+    obs_tau: float = 5.0  # imitate, spikes: smoothing time constant in bins of record_every steps
+    obs_noise: float = 0.0  # imitate, spikes: observation noise, in s.d. of the teacher's activity
+    unrecorded_fraction: float = 0.0  # imitate, spikes: share of postsynaptic neurons not recorded
     teacher: TeacherConfig | None = None
 
 
@@ -132,6 +136,7 @@ class Config:
 CHOICES = {
     ("task", "name"): ("oja_pca", "imitate"),
     ("network", "kind"): ("rate", "lif"),
+    ("task", "observe"): ("weights", "spikes"),
     ("network", "activation"): ("linear", "tanh", "sigmoid", "relu", "softplus"),
     ("network", "synapse"): ("current", "conductance"),
     ("network", "integration"): ("exact", "euler"),
@@ -250,6 +255,10 @@ def _check(cfg: Config) -> None:
         raise ConfigError(f"[task] steps = {t.steps} must be a multiple of record_every = {t.record_every}")
     if cfg.meta.checkpoint_every and t.steps % cfg.meta.checkpoint_every:
         raise ConfigError(f"[meta] checkpoint_every = {cfg.meta.checkpoint_every} must divide [task] steps = {t.steps}")
+    if t.observe == "spikes" and n.kind != "lif":
+        raise ConfigError("[task] observe = \"spikes\" needs a spiking network: set [network] kind = \"lif\"")
+    if not 0 <= t.unrecorded_fraction < 1:
+        raise ConfigError("[task] unrecorded_fraction must be in [0, 1): at least one neuron must be recorded")
     if not 0 <= cfg.distill.event_fraction <= 1:
         raise ConfigError("[distill] event_fraction must be in [0, 1]")
 

@@ -129,6 +129,14 @@ def cmd_report(args) -> None:
     print(f"report: {paths['report_md']}  {paths['report_html']}")
 
 
+def cmd_compare(args) -> None:
+    from analysis import compare
+
+    out = Path(args.out or Path("runs") / "comparison")
+    paths = compare.compare_runs(args.run_dirs, out)
+    print(f"compare: {len(args.run_dirs)} runs; table {paths['csv']} and {paths['tex']}, figure {paths['png']}")
+
+
 def cmd_run(args) -> None:
     from analysis import report
     from discover import stage as dstage
@@ -212,6 +220,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("report", help="figures, LaTeX tables and report of a run")
     sp.add_argument("run_dir")
     sp.set_defaults(fn=cmd_report)
+
+    sp = sub.add_parser("compare", help="one table and one figure comparing the selected equations of several runs")
+    sp.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    sp.add_argument("--out", help="output folder (default runs/comparison)")
+    sp.set_defaults(fn=cmd_compare)
 
     sp = sub.add_parser("list", help="built-in tasks, rules, configs and backends")
     sp.set_defaults(fn=cmd_list)

@@ -171,7 +171,7 @@ EQUATIONS_TEX = r"""\begin{table}[htbp]
   \small
   \caption{Pareto front of distilled equations (backend: stls): complexity (sympy node count) against fit loss to the neural rule. The selected equation is set in bold.}
   \label{tab:equations}
-  \begin{tabular}{rrrl}
+  \begin{tabularx}{\linewidth}{rrr>{\raggedright\arraybackslash}X}
     \toprule
     ID & Complexity & Loss & Equation \\
     \midrule
@@ -179,7 +179,7 @@ EQUATIONS_TEX = r"""\begin{table}[htbp]
     \textbf{1} & \textbf{7} & {\boldmath$1.23 \times 10^{-6}$} & {\boldmath$\Delta w = - 1.01 w y^{2} + 0.98 x y$} \\
     2 & 11 & $1.10 \times 10^{-6}$ & $\Delta w = - 1.01 w y^{2} + 0.98 x y + 0.001 w$ \\
     \bottomrule
-  \end{tabular}
+  \end{tabularx}
 \end{table}
 """
 
@@ -188,16 +188,16 @@ VERIFICATION_TEX = r"""\begin{table}[htbp]
   \small
   \caption{Meta-objective of each rule on held-out episodes (higher is better): mean, confidence interval (CI) and ratio to the neural rule.}
   \label{tab:verification}
-  \begin{tabular}{llrcr}
+  \begin{tabularx}{\linewidth}{llr>{\centering\arraybackslash}Xr}
     \toprule
     Rule & Kind & Objective & CI & Relative to neural \\
     \midrule
-    neural & neural & $0.912$ & $[0.900, 0.924]$ & $1.00$ \\
-    equation\_1 & equation & $0.905$ & $[0.890, 0.920]$ & $0.992$ \\
-    oja & canonical & $0.910$ & $[0.895, 0.925]$ & $0.997$ \\
+    neural & neural & $0.912$ & $[0.900, \allowbreak 0.924]$ & $1.00$ \\
+    equation\_1 & equation & $0.905$ & $[0.890, \allowbreak 0.920]$ & $0.992$ \\
+    oja & canonical & $0.910$ & $[0.895, \allowbreak 0.925]$ & $0.997$ \\
     stdp\_pair & canonical & $0.500$ & -- & $0.548$ \\
     \bottomrule
-  \end{tabular}
+  \end{tabularx}
 \end{table}
 """
 
@@ -222,14 +222,14 @@ def test_equations_table_multi_backend_golden():
   \small
   \caption{Front}
   \label{tab:front}
-  \begin{tabular}{rlrrl}
+  \begin{tabularx}{\linewidth}{rlrr>{\raggedright\arraybackslash}X}
     \toprule
     ID & Backend & Complexity & Loss & Equation \\
     \midrule
     \textbf{0} & \textbf{stls} & \textbf{3} & {\boldmath$1.00 \times 10^{-3}$} & {\boldmath$\Delta w = x y$} \\
     1 & operon & 5 & $2.50 \times 10^{-4}$ & $\Delta w = x y - w$ \\
     \bottomrule
-  \end{tabular}
+  \end{tabularx}
 \end{table}
 """
     assert tables.equations_table(df, caption="Front", label="tab:front") == expected
@@ -268,6 +268,85 @@ def test_preview_compiles_with_pdflatex(run_dir):
     )
     assert out.returncode == 0, out.stdout[-3000:]
     assert (run_dir / "tables" / "preview.pdf").is_file()
+
+
+def _pdflatex(folder: Path, name: str = "preview.tex") -> str:
+    """Run pdflatex in ``folder``; return its log after checking the run succeeded."""
+    out = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "-file-line-error", name],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    log = (folder / Path(name).with_suffix(".log")).read_text(errors="replace")
+    assert out.returncode == 0, out.stdout[-3000:]
+    assert (folder / Path(name).with_suffix(".pdf")).is_file()
+    assert "! " not in log and "LaTeX Error" not in log, log[-3000:]
+    return log
+
+
+def _long_run_dir(tmp_path: Path) -> Path:
+    """A run directory whose tables are as wide as real ones get: long spiking equations,
+    scientific-notation losses and intervals, a diverged rule, and a comparison table."""
+    d = tmp_path / "long_run"
+    d.mkdir()
+    (d / "config.toml").write_text(CONFIG_TOML.replace('kind = "rate"', 'kind = "lif"'))
+    (d / "manifest.json").write_text(json.dumps(MANIFEST))
+    s_pre, s_post, tr_pre, tr_post, tr_pre_slow, tr_post_slow, v_post, w = sympy.symbols(
+        "s_pre s_post tr_pre tr_post tr_pre_slow tr_post_slow v_post w", real=True)
+    monomials = [s_post * tr_pre, -s_pre * tr_post, s_post * tr_pre * tr_post_slow, -s_pre * tr_post * tr_pre_slow,
+                 s_post * w * tr_pre, -s_pre * w**2 * tr_post, s_post * v_post * tr_pre, s_pre * tr_pre_slow**2,
+                 -s_post * tr_post_slow**2 * w, s_pre * s_post * w * tr_post, 1.234e-5 * s_post * v_post**2,
+                 -7.5e-6 * s_pre * tr_post_slow * tr_pre_slow * w]
+    coefs = [0.009812, 0.010434, 0.0065123, 0.0031, 0.000871, 0.000612, 0.0000913, 0.00051, 0.00042, 0.000333,
+             1.0, 1.0]
+    exprs = [sum(sympy.Float(c) * m for c, m in zip(coefs[:k], monomials[:k])) for k in (2, 4, 8, 12)]
+    eqs = pd.DataFrame({
+        "id": range(len(exprs)),
+        "backend": ["sparse", "sparse", "operon", "operon"],
+        "complexity": [9, 21, 45, 77],
+        "loss": [2.345e-7, 1.1e-8, 9.87e-9, 9.1e-9],
+        "score": [0.0, 1.5, 0.01, 0.001],
+        "equation": [str(e) for e in exprs],
+        "sympy": [str(e) for e in exprs],
+        "latex": [tables.expr_latex(e) for e in exprs],
+        "selected": [False, False, False, True],
+    })
+    eqs.to_csv(d / "equations.csv", index=False)
+    pd.DataFrame({
+        "rule": ["neural", "eq0", "eq1", "eq2", "eq3", "stdp_pair", "stdp_triplet", "teacher"],
+        "kind": ["neural", "equation", "equation", "equation", "equation", "canonical", "canonical", "teacher"],
+        "objective_mean": [0.98765, -24139.5, 0.95, 0.97, 0.989, -float("inf"), 0.1098, 1.0],
+        "objective_ci_low": [0.98, -43450.1, 0.94, 0.96, 0.98, -float("inf"), -0.0461, 1.0],
+        "objective_ci_high": [0.99, -8190.07, 0.96, 0.98, 0.99, -float("inf"), 0.2563, 1.0],
+        "relative_to_neural": [1.0, -24441.3, 0.962, 0.982, 1.0013, -float("inf"), 0.111, 1.0125],
+    }).to_csv(d / "verification.csv", index=False)
+    long = tables.expr_latex(exprs[-1])
+    pd.DataFrame({
+        "canonical": ["stdp_pair", "stdp_triplet", "a_long_custom_canonical_rule"],
+        "canonical_latex": [tables.expr_latex(0.01 * s_post * tr_pre - 0.0105 * s_pre * tr_post),
+                            tables.expr_latex(0.0065 * s_post * tr_pre * tr_post_slow - 0.0071 * s_pre * tr_post),
+                            long],
+        "equation_id": ["3"] * 3,
+        "equation_latex": [long] * 3,
+        "term_jaccard": [0.1666, 0.1666, 1.0],
+        "coef_distance": [1.2345, 1.3, 0.0],
+        "behaviour_distance": [0.0123, 0.31, float("inf")],
+        "behaviour": ["stdp_window"] * 3,
+        "closest": [False, False, True],
+    }).to_csv(d / "comparison.csv", index=False)
+    return d
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed on this machine")
+def test_preview_with_long_equations_compiles_without_overfull_boxes(tmp_path):
+    d = _long_run_dir(tmp_path)
+    paths = tables.write_tables(d)
+    assert [p.name for p in paths] == ["equations.tex", "verification.tex", "comparison.tex", "preview.tex"]
+    assert r"\input{comparison.tex}" in (d / "tables" / "preview.tex").read_text()
+    log = _pdflatex(d / "tables")
+    assert "Overfull \\hbox" not in log, log[log.find("Overfull"):][:1500]
 
 
 # --------------------------------------------------------------------------- figures
@@ -321,7 +400,7 @@ def test_report_run(run_dir):
     assert "`oja_pca`" in md and "`abc1234`" in md and "12.5 s" in md
     assert "missing" not in md
     page = (run_dir / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 4  # 3 figures + the typeset equation
+    assert page.count("data:image/png;base64,") == 5  # 4 figures + the typeset equation
     assert "http://" not in page and "https://" not in page and "<script" not in page
     assert "dw = 0.98*x*y - 1.01*w*y**2" in page
     assert "equation_1" in page and "stdp_pair" in page

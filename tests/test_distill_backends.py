@@ -249,7 +249,7 @@ def test_pareto_front_golden_strings():
         Candidate(parse_equation("0.3*x*y"), 4, 1.0, "sparse"),  # refitted to the data
         Candidate(parse_equation("0.01*x*y - 0.01*w*y**2 + 1e-9*w"), 15, 1.0, "operon"),
         Candidate(parse_equation("0.01*x*y - 0.01*w*y**2"), 11, 1.0, "sparse"),  # duplicate after polish
-        Candidate(parse_equation("x/(w - w)"), 5, 1.0, "operon"),  # not finite: dropped
+        Candidate(x / (w - w), 5, 1.0, "operon"),  # not finite (zoo*x): dropped
     ]
     df = pareto_front(cands, X, dw, names)
     assert list(df["complexity"]) == [4, 11]

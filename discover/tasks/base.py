@@ -56,17 +56,24 @@ class Task:
     def trajectory(self, rule, params, episode):
         """Final state, weights recorded every ``record_every`` steps ``[T/k, post, pre]``, and
         the mean squared weight change per synapse and step."""
+        final, Ws, _, energy = self.trajectory_with_activity(rule, params, episode)
+        return final, Ws, energy
+
+    def trajectory_with_activity(self, rule, params, episode):
+        """As :meth:`trajectory`, plus the postsynaptic activity summed over each block of
+        ``record_every`` steps ``[T/k, post]`` (spike counts, or summed rates)."""
         net = self.network
+        act_name = "s_post" if "s_pre" in self.inputs(episode) else "y"
 
         def step(carry, inp):
             state, energy = carry
-            new, _ = net.step(rule, params, state, inp)
-            return (new, energy + jnp.mean((new["W"] - state["W"]) ** 2)), None
+            new, local = net.step(rule, params, state, inp)
+            return (new, energy + jnp.mean((new["W"] - state["W"]) ** 2)), local[act_name][:, 0]
 
         k = self.record_every
         if self.steps % k:
             raise ValueError(f"task.steps = {self.steps} is not a multiple of task.record_every = {k}")
-        blocked = record_every(step, k, lambda carry, _: carry[0]["W"])
+        blocked = record_every(step, k, lambda carry, acts: (carry[0]["W"], acts.sum(axis=0)))
         xs = blocks(self.inputs(episode), k)
         chunk = None
         if self.checkpoint_every:
@@ -74,8 +81,8 @@ class Task:
             n_blocks = self.steps // k
             while n_blocks % chunk:
                 chunk -= 1
-        (final, energy), Ws = unroll(blocked, (self.initial_state(episode), jnp.zeros(())), xs, chunk)
-        return final, Ws, energy / self.steps
+        (final, energy), (Ws, acts) = unroll(blocked, (self.initial_state(episode), jnp.zeros(())), xs, chunk)
+        return final, Ws, acts, energy / self.steps
 
     def visited(self, rule, params, episode):
         net = self.network

@@ -9,6 +9,16 @@ of one episode is the normalized squared distance of the weight trajectories,
 over weights recorded every ``record_every`` steps, so ``1 - L`` is the R^2 of the
 teacher's weight changes explained by the student. A student that does nothing scores 0.
 
+With ``observe = "spikes"`` the meta-loss sees only what an experiment records: the
+postsynaptic activity (spike counts in bins of ``record_every`` steps), smoothed by a
+causal exponential filter of ``obs_tau`` bins, with Gaussian observation noise
+(``obs_noise`` times the teacher's activity s.d.) and only the first
+``1 - unrecorded_fraction`` of the postsynaptic neurons recorded:
+
+    L = sum |S_s - S_T|^2 / sum |S_T - mean(S_T)|^2   (recorded neurons only).
+
+Gradients reach the rule through the spikes by the surrogate of :mod:`discover.spikes`.
+
 Identifiability: every episode draws its own input statistics (rate networks: per-input
 means and an overall scale, log-uniform; spiking networks: per-neuron Poisson rates), its
 own initial weights, and (open loop) its own postsynaptic rates, so the teacher's terms
@@ -37,6 +47,10 @@ class Imitate(Task):
     # spiking inputs (Hz)
     pre_rate_range: tuple[float, float] = (5.0, 40.0)
     post_rate_range: tuple[float, float] = (5.0, 40.0)
+    observe: str = "weights"  # weights | spikes
+    obs_tau: float = 5.0  # bins
+    obs_noise: float = 0.0
+    unrecorded_fraction: float = 0.0
 
     name = "imitate"
 
@@ -48,10 +62,33 @@ class Imitate(Task):
         return self.teacher.init(jax.random.key(0))
 
     def sample(self, key, n_episodes):
-        eps = jax.vmap(self._inputs_one)(jax.random.split(key, n_episodes))
+        k_in, k_noise = jax.random.split(key)
+        eps = jax.vmap(self._inputs_one)(jax.random.split(k_in, n_episodes))
         tp = self.teacher_params()
-        _, W_teacher, _ = jax.vmap(lambda e: self.trajectory(self.teacher, tp, e))(eps)
-        return {**eps, "W_teacher": W_teacher}
+        _, W_teacher, A_teacher, _ = jax.vmap(lambda e: self.trajectory_with_activity(self.teacher, tp, e))(eps)
+        out = {**eps, "W_teacher": W_teacher}
+        if self.observe == "spikes":
+            S = jax.vmap(self.smooth)(A_teacher)
+            if self.obs_noise:
+                sd = jnp.std(S, axis=(1, 2), keepdims=True)
+                S = S + self.obs_noise * sd * jax.random.normal(k_noise, S.shape)
+            out["S_teacher"] = S
+        return out
+
+    def smooth(self, A):
+        """Causal exponential filter over bins: ``S[t] = a S[t-1] + (1 - a) A[t]``."""
+        a = jnp.exp(-1.0 / self.obs_tau)
+
+        def f(s, x):
+            s = a * s + (1 - a) * x
+            return s, s
+
+        return jax.lax.scan(f, jnp.zeros(A.shape[1:], A.dtype), A)[1]
+
+    @property
+    def recorded(self):
+        n = self.network.n_post
+        return max(1, int(round(n * (1.0 - self.unrecorded_fraction))))
 
     def _inputs_one(self, key):
         net = self.network
@@ -84,6 +121,12 @@ class Imitate(Task):
         return {k: episode[k] for k in keys if k in episode}
 
     def loss_and_energy(self, rule, params, episode):
+        if self.observe == "spikes":
+            _, _, A, energy = self.trajectory_with_activity(rule, params, episode)
+            r = self.recorded
+            S, St = self.smooth(A)[:, :r], episode["S_teacher"][:, :r]
+            den = jnp.sum((St - St.mean(axis=0)) ** 2)
+            return jnp.sum((S - St) ** 2) / jnp.maximum(den, 1e-12), energy
         _, Ws, energy = self.trajectory(rule, params, episode)
         Wt = episode["W_teacher"]
         num = jnp.sum((Ws - Wt) ** 2)

@@ -1,0 +1,356 @@
+"""Tests of analysis.compare: a distilled equation against the canonical rules, per run and
+across runs (``plasticity compare``).
+
+Run directories are written by hand (TOML, JSON, CSVs), with the equations a real run
+distills (the Oja demo's, pair STDP imitated by the event-driven MLP, and a triplet rule),
+so no meta-training is needed. The behaviour checks run the simulator (JAX) at small size.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import analysis
+from analysis import compare, report, rundir, tables
+from plasticity.cli import main
+
+OJA_EQ = "-0.0149*w*y**2 + 0.0141*x*y"
+PAIR_EQ = "0.0098*s_post*tr_pre - 0.0104*s_pre*tr_post"
+TRIPLET_EQ = "0.0064*s_post*tr_pre*tr_post_slow - 0.0072*s_pre*tr_post"
+
+#: Trace time constants of a triplet-STDP run (those of its teacher, Pfister & Gerstner 2006).
+TRIPLET_TAUS = {"tau_pre": 16.8, "tau_post": 33.7, "tau_pre_slow": 101.0, "tau_post_slow": 114.0}
+
+
+def make_run(root: Path, name: str, network: str, selected: str, others: tuple[str, ...] = ("0.01*x*y",),
+             timescales: dict[str, float] | None = None, task: str = "imitate") -> Path:
+    """A run directory with a front of equations (``selected`` last and selected),
+    verification rows for them, and optionally ``rule/rule.json`` with trace time constants."""
+    d = root / name
+    d.mkdir(parents=True)
+    (d / "config.toml").write_text(f'[task]\nname = "{task}"\n\n[network]\nkind = "{network}"\n')
+    (d / "manifest.json").write_text(json.dumps({"package_version": "0.1.0", "timings_s": {"discover": 1.0}}))
+    texts = [*others, selected]
+    n = len(texts)
+    pd.DataFrame({
+        "id": range(n),
+        "backend": ["sparse"] * n,
+        "complexity": [4 + 7 * i for i in range(n)],
+        "loss": [10.0 ** -(3 + i) for i in range(n)],
+        "score": [0.1 * i for i in range(n)],
+        "equation": texts,
+        "sympy": texts,
+        "latex": [""] * n,
+        "selected": [i == n - 1 for i in range(n)],
+    }).to_csv(d / "equations.csv", index=False)
+    pd.DataFrame({
+        "rule": ["neural", *(f"eq{i}" for i in range(n))],
+        "kind": ["neural", *(["equation"] * n)],
+        "equation": ["", *texts],
+        "objective_mean": [0.9, *np.linspace(0.5, 0.91, n)],
+        "objective_ci_low": [0.88, *np.linspace(0.45, 0.89, n)],
+        "objective_ci_high": [0.92, *np.linspace(0.55, 0.93, n)],
+        "relative_to_neural": [1.0, *(np.linspace(0.5, 0.91, n) / 0.9)],
+    }).to_csv(d / "verification.csv", index=False)
+    if timescales is not None:
+        (d / "rule").mkdir()
+        (d / "rule" / "rule.json").write_text(json.dumps(
+            {"kind": "mlp", "inputs": ["tr_pre", "tr_post"], "timescales": timescales, "learn_timescales": False}))
+    return d
+
+
+# --------------------------------------------------------------------------- equation level
+
+
+def test_normalized_coefficients_jaccard_and_distance():
+    norm = compare.normalized_coefficients({"x*y": 0.0141, "w*y**2": -0.0149, "w": 0.0})
+    assert list(norm) == ["w*y**2", "x*y"]  # largest first, zero dropped
+    assert norm["w*y**2"] == -1.0 and norm["x*y"] == pytest.approx(0.0141 / 0.0149)
+    assert compare.normalized_coefficients({}) == {}
+    assert compare.term_jaccard({"a": 1, "b": 1}, {"b": 2, "c": 3}) == pytest.approx(1 / 3)
+    assert compare.term_jaccard({}, {}) == 1.0
+    assert compare.coefficient_distance({"a": 1.0}, {"b": 1.0}) == pytest.approx(math.sqrt(2))
+    assert compare.coefficient_distance({"a": 1.0, "b": -0.5}, {"a": 1.0, "b": -0.5}) == 0.0
+
+
+def test_canonical_rule_at_published_parameters_matches_itself_exactly():
+    # Oja 1982 at any learning rate normalizes to {x*y: 1, w*y**2: -1}.
+    df = compare.equation_comparison("0.5*(x*y - y**2*w)", "rate")
+    oja = df.set_index("canonical").loc["oja"]
+    assert oja["term_jaccard"] == 1.0 and oja["coef_distance"] == pytest.approx(0.0, abs=1e-12)
+    assert json.loads(oja["coefficients_canonical"]) == {"w*y**2": -1.0, "x*y": 1.0}
+    assert oja["canonical_equation"] == "-0.01*w*y**2 + 0.01*x*y"
+    assert bool(oja["closest"]) and df["closest"].sum() == 1
+    assert set(df["canonical"]) == {"hebb_decay", "oja", "bcm", "covariance"}
+    assert set(compare.COLUMNS) <= set(df.columns)
+
+
+@pytest.mark.parametrize(
+    "equation, network, closest, distance",
+    [
+        (OJA_EQ, "rate", "oja", 0.0537),
+        (PAIR_EQ, "lif", "stdp_pair", 0.0101),
+        (TRIPLET_EQ, "lif", "stdp_triplet", 0.0266),
+        ("0.0141*x*y - 0.007*w", "rate", "hebb_decay", 0.0035),
+        ("0.01*x*y**2 - 0.0098*theta*x*y", "rate", "bcm", 0.02),
+    ],
+)
+def test_closest_canonical_rule(equation, network, closest, distance):
+    result = compare.compare_equation(equation, network, behaviour=False)
+    assert result.closest == closest
+    row = result.table.set_index("canonical").loc[closest]
+    assert row["coef_distance"] == pytest.approx(distance, abs=2e-3)
+    assert row["term_jaccard"] == 1.0
+    others = result.table[~result.table["closest"]]
+    assert (others["coef_distance"] > 1.0).all()
+
+
+def test_network_kind_is_inferred_from_the_variables():
+    assert compare.compare_equation(PAIR_EQ, behaviour=False).table["network"].iloc[0] == "lif"
+    assert compare.compare_equation(OJA_EQ, behaviour=False).table["network"].iloc[0] == "rate"
+
+
+def test_spike_powers_reduce_before_comparison():
+    # s**2 == s for spike indicators: the same rule as PAIR_EQ.
+    a = compare.compare_equation("0.0098*s_post**2*tr_pre - 0.0104*s_pre**3*tr_post", "lif", behaviour=False)
+    assert a.closest == "stdp_pair" and a.table["term_jaccard"].iloc[0] == 1.0
+
+
+# --------------------------------------------------------------------------- behaviour level
+
+
+def test_oja_check_oja_converges_to_unit_norm_pc1():
+    _, can = compare.oja_behaviour(OJA_EQ, ["oja"])
+    align, norm = can["oja"]
+    assert align > 0.99 and norm == pytest.approx(1.0, abs=0.02)
+    assert compare.oja_distance((1.0, 1.0), (1.0, 1.0)) == 0.0
+    assert compare.oja_distance((1.0, 1.0), (math.nan, math.inf)) == math.inf
+    assert math.isnan(compare.oja_distance((math.nan, math.inf), (math.nan, math.inf)))
+
+
+def test_report_run_rate(tmp_path):
+    d = make_run(tmp_path, "oja_run", "rate", OJA_EQ, task="oja_pca")
+    report.run(d)
+    df = rundir.read_comparison(d)
+    assert {"canonical", "term_jaccard", "coef_distance", "behaviour_distance", "closest"} <= set(df.columns)
+    assert df.loc[df["closest"], "canonical"].tolist() == ["oja"]
+    assert (df["equation_id"] == "1").all()
+    oja = df.set_index("canonical").loc["oja"]
+    assert oja["behaviour"] == "oja_pc1"
+    assert oja["pc1_alignment_equation"] > 0.99 and oja["weight_norm_equation"] == pytest.approx(1.0, abs=0.05)
+    # behaviourally, the discovered rule is Oja too: the smallest behaviour distance
+    assert df["behaviour_distance"].idxmin() == df.index[df["canonical"] == "oja"][0]
+    assert oja["behaviour_distance"] < 0.1
+    tex = (d / "tables" / "comparison.tex").read_text()
+    assert r"\textbf{oja}" in tex and r"\begin{tabularx}" in tex
+    assert r"\input{comparison.tex}" in (d / "tables" / "preview.tex").read_text()
+    md = (d / "report.md").read_text()
+    assert "## Comparison with canonical rules" in md
+    assert "Closest canonical rule: **oja**" in md
+    assert "(figures/comparison.png)" in md and "alignment with PC1" in md
+
+
+@pytest.mark.parametrize(
+    "name, equation, timescales, closest, other",
+    [
+        ("pair", PAIR_EQ, None, "stdp_pair", "stdp_triplet"),
+        ("triplet", TRIPLET_EQ, TRIPLET_TAUS, "stdp_triplet", "stdp_pair"),
+    ],
+)
+def test_report_run_spiking(tmp_path, name, equation, timescales, closest, other):
+    d = make_run(tmp_path, name, "lif", equation, others=("0.01*s_post*tr_pre",), timescales=timescales)
+    report.run(d)
+    df = rundir.read_comparison(d).set_index("canonical")
+    assert df.index[df["closest"]].tolist() == [closest]
+    assert (df["behaviour"] == "stdp_window").all()
+    # the pairing windows agree with the equation level
+    assert df.loc[closest, "behaviour_distance"] < 0.05 < df.loc[other, "behaviour_distance"]
+    windows = rundir.read_comparison_windows(d)
+    assert set(windows["rule"]) == {"equation", "stdp_pair", "stdp_triplet"}
+    for _, part in windows.groupby(["rule", "protocol"]):
+        assert part["dw_normalized"].abs().max() == pytest.approx(1.0)
+    assert (d / "figures" / "comparison_window.png").read_bytes().startswith(b"\x89PNG")
+    md = (d / "report.md").read_text()
+    assert f"Closest canonical rule: **{closest}**" in md and "(figures/comparison_window.png)" in md
+    note = "default trace time constants"
+    assert (note in md) == (timescales is None)
+
+
+# --------------------------------------------------------------------------- when it cannot run
+
+
+def test_report_still_works_when_the_equation_cannot_be_compared(tmp_path):
+    d = make_run(tmp_path, "bad", "rate", OJA_EQ)
+    report.run(d, behaviour=False)
+    assert (d / "comparison.csv").is_file() and (d / "tables" / "comparison.tex").is_file()
+    eqs = pd.read_csv(d / "equations.csv")
+    eqs["latex"] = eqs["latex"].astype(object)
+    eqs.loc[eqs["selected"], ["sympy", "equation", "latex"]] = ["unknown_symbol*x", "unknown_symbol*x", "u x"]
+    eqs.to_csv(d / "equations.csv", index=False)
+    paths = report.run(d)
+    assert paths["report_html"].is_file()
+    md = (d / "report.md").read_text()
+    assert "## Comparison with canonical rules" in md
+    assert "The comparison could not run. the selected equation cannot be parsed" in md
+    assert "unknown_symbol" in md
+    # the old comparison is not shown as if it were this equation's
+    assert not (d / "comparison.csv").exists() and not (d / "tables" / "comparison.tex").exists()
+    assert not (d / "figures" / "comparison.png").exists()
+    assert r"\input{comparison.tex}" not in (d / "tables" / "preview.tex").read_text()
+
+
+def test_report_without_equations_notes_what_writes_them(tmp_path):
+    d = make_run(tmp_path, "noeq", "rate", OJA_EQ)
+    (d / "equations.csv").unlink()
+    report.run(d)
+    md = (d / "report.md").read_text()
+    section = md.split("## Comparison with canonical rules", 1)[1]
+    assert "`equations.csv` is missing; `plasticity distill DIR` writes it." in section
+
+
+def test_failed_behaviour_check_keeps_the_equation_level(tmp_path, monkeypatch):
+    def boom(*a, **k):
+        raise RuntimeError("simulator exploded")
+
+    monkeypatch.setattr(compare, "oja_behaviour", boom)
+    d = make_run(tmp_path, "oja_run", "rate", OJA_EQ)
+    report.run(d)
+    df = rundir.read_comparison(d)
+    assert df.loc[df["closest"], "canonical"].tolist() == ["oja"]
+    assert df["behaviour_distance"].isna().all()
+    md = (d / "report.md").read_text()
+    assert "Oja behaviour check failed: RuntimeError: simulator exploded" in md
+
+
+def test_missing_protocols_module_skips_the_window_with_a_note(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "analysis.protocols", None)
+    monkeypatch.delattr(analysis, "protocols", raising=False)
+    d = make_run(tmp_path, "pair", "lif", PAIR_EQ, others=("0.01*s_post*tr_pre",))
+    report.run(d)
+    df = rundir.read_comparison(d)
+    assert df.loc[df["closest"], "canonical"].tolist() == ["stdp_pair"]
+    assert df["behaviour_distance"].isna().all()
+    assert "STDP window comparison skipped" in (d / "report.md").read_text()
+    assert not (d / "comparison_windows.csv").exists()
+
+
+def test_unexpected_error_in_compare_still_gives_a_report(tmp_path, monkeypatch):
+    def boom(*a, **k):
+        raise ZeroDivisionError("x")
+
+    monkeypatch.setattr(compare, "compare_run", boom)
+    d = make_run(tmp_path, "r", "rate", OJA_EQ)
+    report.run(d)
+    assert "The comparison could not run. ZeroDivisionError: x" in (d / "report.md").read_text()
+
+
+def test_malformed_comparison_csv_names_the_file(tmp_path):
+    d = make_run(tmp_path, "r", "rate", OJA_EQ)
+    pd.DataFrame({"canonical": ["oja"], "term_jaccard": [1.0], "coef_distance": [0.0],
+                  "behaviour_distance": [0.1], "closest": ["maybe"]}).to_csv(d / "comparison.csv", index=False)
+    with pytest.raises(rundir.RunDirectoryError, match=r"comparison\.csv: column 'closest'.*plasticity report DIR"):
+        rundir.read_comparison(d)
+
+
+# --------------------------------------------------------------------------- several runs
+
+
+def _runs(tmp_path: Path) -> list[Path]:
+    return [
+        make_run(tmp_path, "oja_seed_0_with_a_rather_long_run_name", "rate", OJA_EQ, task="oja_pca"),
+        make_run(tmp_path, "stdp_pair_open_loop", "lif", PAIR_EQ, others=("0.01*s_post*tr_pre",)),
+        make_run(tmp_path, "stdp_triplet", "lif", TRIPLET_EQ, others=("0.01*s_post*tr_pre",),
+                 timescales=TRIPLET_TAUS),
+    ]
+
+
+def test_cli_compare_writes_one_table_and_one_figure(tmp_path, capsys):
+    runs = _runs(tmp_path)
+    out = tmp_path / "cmp"
+    assert main(["compare", *map(str, runs), "--out", str(out)]) == 0
+    assert "compare: 3 runs" in capsys.readouterr().out
+    df = pd.read_csv(out / "runs_comparison.csv")
+    assert df["run"].tolist() == [r.name for r in runs]
+    assert df["closest"].tolist() == ["oja", "stdp_pair", "stdp_triplet"]
+    assert df["relative_to_neural"].to_numpy() == pytest.approx([0.91 / 0.9] * 3)
+    coef = df.set_index("run")
+    assert coef.loc[runs[0].name, "coef[w*y**2]"] == -1.0
+    assert coef.loc[runs[0].name, "coef[x*y]"] == pytest.approx(0.0141 / 0.0149)
+    assert coef.loc[runs[1].name, "coef[x*y]"] == 0.0  # a term another run lacks is 0
+    assert coef.loc[runs[1].name, "coef[s_pre*tr_post]"] == -1.0
+    tex = (out / "runs_comparison.tex").read_text()
+    assert tex.count(r"\\") == 4 and r"\begin{tabularx}" in tex  # header + 3 runs
+    assert r"stdp\_\allowbreak{}pair" in tex and r"$\Delta w = - 0.0149 w y^{2} + 0.0141 x y$" in tex
+    assert (out / "runs_comparison.png").read_bytes().startswith(b"\x89PNG")
+    assert (out / "runs_comparison.pdf").read_bytes().startswith(b"%PDF")
+    assert r"\input{runs_comparison.tex}" in (out / "preview.tex").read_text()
+
+
+def test_runs_table_reuses_each_runs_comparison(tmp_path):
+    a, b = _runs(tmp_path)[:2]
+    report.run(b)  # writes b/comparison.csv with a behaviour distance
+    df = compare.runs_table([a, b]).set_index("run")
+    assert math.isnan(df.loc[a.name, "behaviour_distance"])  # equation level only
+    assert df.loc[b.name, "behaviour_distance"] < 0.05
+
+
+def test_cli_compare_bad_run_directory_exits_2(tmp_path, capsys):
+    run = make_run(tmp_path, "r", "rate", OJA_EQ)
+    (run / "equations.csv").unlink()
+    assert main(["compare", str(run), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "equations.csv" in err and "plasticity distill" in err and "Traceback" not in err
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed on this machine")
+def test_runs_comparison_compiles_without_overfull_boxes(tmp_path):
+    out = tmp_path / "cmp"
+    compare.compare_runs(_runs(tmp_path), out)
+    res = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "preview.tex"], cwd=out,
+                         capture_output=True, text=True, timeout=180)
+    log = (out / "preview.log").read_text(errors="replace")
+    assert res.returncode == 0, res.stdout[-3000:]
+    assert "Overfull \\hbox" not in log, log[log.find("Overfull"):][:1500]
+
+
+def test_comparison_table_golden():
+    df = pd.DataFrame({
+        "canonical": ["stdp_pair", "stdp_triplet"],
+        "canonical_latex": ["0.01 s_{post} tr_{pre} - 0.0105 s_{pre} tr_{post}",
+                            "0.0065 s_{post} tr_{post slow} tr_{pre} - 0.0071 s_{pre} tr_{post}"],
+        "equation_id": ["1", "1"],
+        "equation_latex": ["0.0098 s_{post} tr_{pre} - 0.0104 s_{pre} tr_{post}"] * 2,
+        "term_jaccard": [1.0, 1 / 3],
+        "coef_distance": [0.0101, 1.3138],
+        "behaviour_distance": [0.00343, float("nan")],
+        "behaviour": ["stdp_window", "stdp_window"],
+        "closest": [True, False],
+    })
+    expected = r"""\begin{table}[htbp]
+  \centering
+  \small
+  \caption{Comparison}
+  \label{tab:comparison}
+  \begin{tabularx}{\linewidth}{>{\raggedright\arraybackslash}p{0.18\linewidth}>{\raggedright\arraybackslash}Xrrr}
+    \toprule
+    Rule & $\Delta w$ & $J$ & $d_\mathrm{coef}$ & $d_\mathrm{beh}$ \\
+    \midrule
+    discovered (eq.~1) & $0.0098 s_{post} tr_{pre} - 0.0104 s_{pre} tr_{post}$ &  &  &  \\
+    \midrule
+    \textbf{stdp\_\allowbreak{}pair} & {\boldmath$0.01 s_{post} tr_{pre} - 0.0105 s_{pre} tr_{post}$} & {\boldmath$1.00$} & {\boldmath$0.0101$} & {\boldmath$0.00343$} \\
+    stdp\_\allowbreak{}triplet & $0.0065 s_{post} tr_{post slow} tr_{pre} - 0.0071 s_{pre} tr_{post}$ & $0.333$ & $1.31$ & -- \\
+    \bottomrule
+  \end{tabularx}
+\end{table}
+"""
+    assert tables.comparison_table(df, caption="Comparison") == expected
+    assert "STDP pairing windows" in tables.comparison_table(df)

@@ -162,6 +162,50 @@ def cmd_run(args) -> None:
     print(f"report: {paths['report_md']}")
 
 
+def protocol_rule(spec: str, assignments: list[str] | None):
+    """A canonical name, an equation string, or a run directory (its neural rule)."""
+    from discover.build import load_rule
+    from discover.config import ConfigError
+    from discover.rules import make_symbolic_rule
+
+    params = {}
+    for item in assignments or []:
+        name, _, value = item.partition("=")
+        try:
+            params[name.strip()] = float(value)
+        except ValueError:
+            raise ConfigError(f"--param {item!r}: write NAME=VALUE with a number, e.g. --param A_plus=0.01") from None
+    if Path(spec).is_dir():
+        if params:
+            raise ConfigError("--param applies to canonical rules and equations, not to a run directory's rule")
+        return load_rule(spec)
+    try:
+        rule = make_symbolic_rule(spec, params, label="rule")
+    except KeyError as e:
+        raise ConfigError(e.args[0]) from None
+    return rule, rule.init(__import__("jax").random.key(0))
+
+
+def cmd_protocol(args) -> None:
+    from analysis import protocols
+    from discover.io import atomic_write_text
+
+    rule, params = protocol_rule(args.rule, args.param)
+    if args.kind == "pairing":
+        df = protocols.pairing_protocol(rule, params, pairs=args.pairs or 1, freq_hz=args.freq, dt=args.dt)
+        fig = protocols.window_figure(df, label=args.rule)
+    else:
+        df = protocols.frequency_protocol(rule, params, pairs=args.pairs or 60, dt=args.dt)
+        fig = protocols.frequency_figure(df, label=args.rule)
+    if args.out:
+        out = Path(args.out)
+        atomic_write_text(out, df.to_csv(index=False))
+        fig.savefig(out.with_suffix(".png"), dpi=150)
+        print(f"protocol: {out} and {out.with_suffix('.png')}")
+    else:
+        print(df.to_csv(index=False), end="")
+
+
 def cmd_list(args) -> None:
     from discover.config import CHOICES
     from discover.rules import CANONICAL
@@ -225,6 +269,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     sp.add_argument("--out", help="output folder (default runs/comparison)")
     sp.set_defaults(fn=cmd_compare)
+
+    sp = sub.add_parser("protocol", help="STDP pairing window or frequency dependence of any rule")
+    sp.add_argument("kind", choices=["pairing", "frequency"])
+    sp.add_argument("--rule", required=True, help="canonical name, equation string, or run directory")
+    sp.add_argument("--param", action="append", metavar="NAME=VALUE", help="rule parameter; repeatable")
+    sp.add_argument("--dt", type=float, default=0.1, help="simulation step (ms)")
+    sp.add_argument("--pairs", type=int, default=None, help="pairings (default: 1 for pairing, 60 for frequency)")
+    sp.add_argument("--freq", type=float, default=1.0, help="pairing frequency (Hz), pairing protocol")
+    sp.add_argument("--out", help="CSV file (a PNG figure is written beside it); default: CSV to stdout")
+    sp.set_defaults(fn=cmd_protocol)
 
     sp = sub.add_parser("list", help="built-in tasks, rules, configs and backends")
     sp.set_defaults(fn=cmd_list)

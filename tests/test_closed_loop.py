@@ -1,0 +1,83 @@
+"""Closed-loop imitation from spikes only, and the protocol command line."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import pytest
+
+from discover.build import build_student, build_task, build_teacher
+from discover.config import ConfigError, config_from_dict
+
+BASE = {"task": {"name": "imitate", "steps": 200, "record_every": 10, "n_pre": 50, "n_post": 3,
+                 "pre_rate_range": [20.0, 30.0], "observe": "spikes",
+                 "teacher": {"rule": "stdp_pair", "params": {"A_plus": 0.05, "A_minus": 0.0525}}},
+        "network": {"kind": "lif", "post_mode": "closed", "w_scale": 6.0},
+        "rule": {"kind": "mlp", "hidden": [8], "output_scale": 0.05, "learn_timescales": True},
+        "meta": {"batch": 2, "val_episodes": 2}}
+
+
+def setup(**task):
+    cfg = config_from_dict({**BASE, "task": {**BASE["task"], **task}})
+    teacher = build_teacher(cfg)
+    task_ = build_task(cfg, teacher=teacher)
+    return cfg, task_, teacher
+
+
+def test_spikes_only_loss_is_zero_for_the_teacher_and_positive_otherwise():
+    cfg, task, teacher = setup()
+    eps = task.sample(jax.random.key(0), 2)
+    assert float(eps["S_teacher"].std()) > 0  # the teacher's neurons fire
+    tl = jax.vmap(lambda e: task.loss(teacher, teacher.init(jax.random.key(0)), e))(eps)
+    np.testing.assert_allclose(np.asarray(tl), 0.0, atol=1e-10)
+    student = build_student(cfg, task, teacher)
+    sl = jax.vmap(lambda e: task.loss(student, student.init(jax.random.key(1)), e))(eps)
+    assert np.all(np.asarray(sl) > 1e-3)
+
+
+def test_meta_gradient_flows_through_spikes_to_rule_and_time_constants():
+    cfg, task, teacher = setup()
+    student = build_student(cfg, task, teacher)
+    params = student.init(jax.random.key(1))
+    eps = task.sample(jax.random.key(0), 2)
+    grads = jax.grad(lambda p: jnp.mean(jax.vmap(lambda e: task.loss(student, p, e))(eps)))(params)
+    leaves = jax.tree_util.tree_leaves(grads["core"])
+    assert all(np.all(np.isfinite(np.asarray(g))) for g in leaves)
+    assert sum(float(jnp.abs(g).sum()) for g in leaves) > 0
+    # learned in log space: the trace time constants get a gradient too
+    assert abs(float(grads["log_tau"]["tau_pre"])) > 0
+
+
+def test_observation_noise_and_unrecorded_neurons():
+    _, noisy, teacher = setup(obs_noise=0.5)
+    eps = noisy.sample(jax.random.key(0), 2)
+    tl = jax.vmap(lambda e: noisy.loss(teacher, teacher.init(jax.random.key(0)), e))(eps)
+    assert np.all(np.asarray(tl) > 0.05)  # the noise cannot be fitted
+    _, partial, _ = setup(unrecorded_fraction=0.5)
+    assert partial.recorded == 2  # round(3 * 0.5) = 2 of 3 recorded
+    with pytest.raises(ConfigError, match="unrecorded_fraction"):
+        setup(unrecorded_fraction=1.0)
+    with pytest.raises(ConfigError, match="spiking network"):
+        config_from_dict({**BASE, "network": {"kind": "rate"}})
+
+
+def test_protocol_command(tmp_path, capsys):
+    from plasticity.cli import main
+
+    out = tmp_path / "w.csv"
+    assert main(["protocol", "pairing", "--rule", "stdp_pair", "--out", str(out)]) == 0
+    df = pd.read_csv(out)
+    assert list(df.columns) == ["dt_ms", "dw"]
+    row = df.set_index("dt_ms")
+    assert row.loc[20.0, "dw"] == pytest.approx(0.01 * math.exp(-1), rel=1e-4)
+    assert row.loc[-20.0, "dw"] == pytest.approx(-0.0105 * math.exp(-1), rel=1e-4)
+    assert (tmp_path / "w.png").exists()
+    assert main(["protocol", "frequency", "--rule", "A*tr_pre*s_post - B*tr_post*s_pre",
+                 "--param", "A=0.01", "--param", "B=0.0105", "--out", str(tmp_path / "f.csv")]) == 0
+    assert list(pd.read_csv(tmp_path / "f.csv").columns) == ["freq_hz", "lag_ms", "dw"]
+    assert main(["protocol", "pairing", "--rule", "stdp_pair", "--param", "A_plus=abc"]) == 2
+    assert "NAME=VALUE" in capsys.readouterr().err

@@ -1,13 +1,16 @@
-r"""Figures of a run: meta-training curves, the equation front, the verification, the comparison.
+r"""Figures of a run: meta-training curves, the equation front and the selected equation's
+coefficients, the verification and weight trajectories, the comparison.
 
-Each ``*_figure`` function takes one DataFrame of the run directory and returns a
+Each ``*_figure`` function takes one input of the run directory (a DataFrame, or for
+``trajectories_figure`` the arrays of ``trajectories.npz``) and returns a
 :class:`matplotlib.figure.Figure` drawn in the house style (:mod:`analysis.style`)
 without pyplot or a global backend (saving uses Agg for PNG and the PDF backend for
 PDF). :func:`write_figures` saves, for every figure whose input file exists,
 ``figures/<name>.png`` and ``figures/<name>.pdf``, each atomically.
 
-The quantities are dimensionless (losses and objectives in the task's own units), so
-their axes say "a.u."; steps are meta-training steps.
+The quantities are dimensionless (losses, objectives and weights in the task's own
+units), so their axes say "a.u."; steps are meta-training steps, except on the time axis
+of weight trajectories (simulation steps of a rate network, or ms of a spiking one).
 """
 
 from __future__ import annotations
@@ -15,10 +18,12 @@ from __future__ import annotations
 import io
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import matplotlib
+import matplotlib.lines
 import matplotlib.ticker
 import numpy as np
 import pandas as pd
@@ -332,6 +337,194 @@ def runs_figure(runs: pd.DataFrame) -> Figure:
         ax2.legend(fontsize=7)
     return fig
 
+#: A colour per synapse of the trajectories figure: the Okabe & Ito palette (yellow left out).
+SYNAPSE_COLORS: tuple[str, ...] = (*style.CYCLE, "#000000", "#999999")
+
+
+def _with_start(t: np.ndarray, w0: np.ndarray, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Prepend the initial weights at ``t = 0`` to a recorded trajectory ``[R, S]``."""
+    W = np.asarray(W, np.float64)
+    W = np.where(np.isfinite(W), W, np.nan)  # a diverged rule: the line stops where it blows up
+    return np.concatenate([[0.0], t]), np.vstack([w0[None, :], W])
+
+
+def trajectories_figure(trajectories: Mapping[str, Any]) -> Figure:
+    r"""Weights against time over one held-out episode: teacher, neural rule, selected equation.
+
+    One colour per synapse (at most 8): the teacher's trajectory solid, the neural rule's
+    dashed, the selected equation's dotted, each from the initial weight at ``t = 0``.
+    For ``oja_pca`` (``pc1`` present) two panels instead: the alignment
+    :math:`\cos^2(w, \mathrm{pc}_1) = (w \cdot \mathrm{pc}_1)^2 / |w|^2` and the norm
+    :math:`|w|` against time, for the neural rule (dashed) and the equation (dotted), with
+    Oja's fixed point (alignment 1, norm 1) as a thin line.
+
+    Args:
+      trajectories: ``trajectories.npz`` as :func:`analysis.rundir.read_trajectories`
+        returns it (``t, time_unit, synapses, W0, W_neural`` and optionally
+        ``W_selected, W_teacher, pc1, selected_id``).
+
+    Returns:
+      The figure.
+
+    Example::
+
+      >>> t = np.arange(1, 11.0)
+      >>> fig = trajectories_figure({"t": t, "W0": np.array([0.5]), "synapses": np.array([[0, 0]]),
+      ...                            "W_neural": 0.5 + 0.01 * t[:, None], "time_unit": "steps"})
+    """
+    tr = trajectories
+    t = np.asarray(tr["t"], np.float64)
+    w0 = np.asarray(tr["W0"], np.float64).ravel()
+    unit = str(tr.get("time_unit", "steps"))
+    sel_id = str(tr.get("selected_id", "") or "")
+    sel_label = f"selected equation (eq{sel_id})" if sel_id else "selected equation"
+    with matplotlib.rc_context(style.RC):
+        if "pc1" in tr:
+            return _oja_trajectories(tr, t, w0, unit, sel_label)
+        fig, ax = _new_figure()
+        kept: list[np.ndarray] = []
+        styles = [("W_teacher", "-", "teacher"), ("W_neural", "--", "neural rule"), ("W_selected", ":", sel_label)]
+        for key, ls, _ in styles:
+            if key not in tr:
+                continue
+            tt, W = _with_start(t, w0, tr[key])
+            if key != "W_selected":
+                kept.append(W)
+            for j in range(W.shape[1]):
+                ax.plot(tt, W[:, j], linestyle=ls, color=SYNAPSE_COLORS[j % len(SYNAPSE_COLORS)],
+                        linewidth=1.8 if ls == ":" else 1.2)
+        # A diverged equation must not flatten the lines that matter: keep the view on the
+        # teacher and the neural rule, and say so when the equation leaves it.
+        ref = np.concatenate([k[np.isfinite(k)] for k in kept]) if kept else np.array([])
+        if ref.size and "W_selected" in tr:
+            lo, hi = float(ref.min()), float(ref.max())
+            pad = max(0.25 * (hi - lo), 1e-3 * max(abs(lo), abs(hi), 1e-12))
+            sel = np.asarray(tr["W_selected"], np.float64)
+            if not (np.isfinite(sel).all() and sel.min() >= lo - pad and sel.max() <= hi + pad):
+                ax.set_ylim(lo - pad, hi + pad)
+                ax.annotate("selected equation leaves the plotted range", xy=(0.02, 0.02),
+                            xycoords="axes fraction", fontsize=7, color="0.35")
+        handles = [matplotlib.lines.Line2D([], [], color="0.3", linestyle=ls, linewidth=1.8 if ls == ":" else 1.2,
+                                           label=label) for key, ls, label in styles if key in tr]
+        ax.legend(handles=handles, loc="best", fontsize=7)
+        ax.set_xlabel(f"time ({unit})")
+        ax.set_ylabel("w (a.u.)")
+        n = len(w0)
+        ax.set_title(f"Weight trajectories, held-out episode ({n} synapse{'s' if n != 1 else ''})")
+    return fig
+
+
+def _oja_trajectories(tr: Mapping[str, Any], t: np.ndarray, w0: np.ndarray, unit: str, sel_label: str) -> Figure:
+    fig = Figure(figsize=(style.FIGSIZE[0] * 1.6, style.FIGSIZE[1]), layout="constrained")
+    ax_cos, ax_norm = fig.subplots(1, 2)
+    pc1 = np.asarray(tr["pc1"], np.float64).ravel()
+    if "synapses" in tr and len(pc1) != len(w0):
+        pc1 = pc1[np.asarray(tr["synapses"])[:, 1]]  # the kept synapses' components
+    for key, ls, color, label in (("W_neural", "--", style.KIND_COLORS["neural"], "neural rule"),
+                                  ("W_selected", ":", style.KIND_COLORS["equation"], sel_label)):
+        if key not in tr:
+            continue
+        tt, W = _with_start(t, w0, tr[key])
+        norm = np.linalg.norm(W, axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cos2 = (W @ pc1) ** 2 / (norm**2 * (pc1 @ pc1))
+        lw = 1.8 if ls == ":" else 1.2
+        ax_cos.plot(tt, cos2, linestyle=ls, color=color, linewidth=lw, label=label)
+        ax_norm.plot(tt, norm, linestyle=ls, color=color, linewidth=lw, label=label)
+    for ax in (ax_cos, ax_norm):
+        ax.axhline(1.0, color="0.6", linewidth=0.6)
+        ax.set_xlabel(f"time ({unit})")
+    ax_cos.set_ylim(-0.03, 1.05)
+    ax_cos.set_ylabel("cos² (w, PC1)")
+    ax_cos.set_title("Alignment with the first principal component")
+    ax_norm.set_ylabel("|w| (a.u.)")
+    ax_norm.set_title("Weight norm")
+    ax_cos.legend(loc="lower right", fontsize=7)
+    return fig
+
+
+def selected_coefficients(equations: pd.DataFrame) -> tuple[pd.Series, dict[str, dict[str, float]]]:
+    """The selected row of ``equations`` and its parsed coefficients (``{}`` when none)."""
+    sel = equations[equations["selected"].astype(bool)]
+    row = sel.iloc[0] if len(sel) else equations.iloc[0]
+    if "coefficients_parsed" in equations:
+        coefs = row["coefficients_parsed"]
+    else:
+        coefs = rundir.parse_coefficients(row.get("coefficients", ""))
+    return row, coefs if isinstance(coefs, dict) else {}
+
+
+def _xerr(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    err = np.vstack([values - lo, hi - values])
+    return np.where(np.isfinite(err), np.abs(err), 0.0)  # no interval recorded: no bar
+
+
+def coefficients_figure(equations: pd.DataFrame) -> Figure:
+    """The selected equation's coefficients with their 95 % confidence intervals.
+
+    One row per term, a horizontal error bar for its interval. When the coefficients were
+    refitted on the task (``[distill] refine_steps``), ``value`` is the refit (sandwich
+    interval) and the regression on the neural rule's ``dw`` (``fit_value``, bootstrap
+    interval) is a second, open marker just below it. A symmetric-log axis is used when the
+    coefficients span more than two orders of magnitude.
+
+    Args:
+      equations: ``equations.csv`` as :func:`analysis.rundir.read_equations` returns it
+        (``selected``, and ``coefficients_parsed`` or ``coefficients``).
+
+    Returns:
+      The figure.
+
+    Raises:
+      ValueError: if the selected equation records no coefficients.
+    """
+    row, coefs = selected_coefficients(equations)
+    if not coefs:
+        raise ValueError("the selected equation of equations.csv records no coefficients; "
+                         "rerun `plasticity distill DIR` to write them")
+    terms = list(coefs)
+
+    def get(key: str) -> np.ndarray:
+        return np.array([coefs[k].get(key, np.nan) for k in terms], np.float64)
+
+    value, lo, hi = get("value"), get("ci_low"), get("ci_high")
+    fit, fit_lo, fit_hi = get("fit_value"), get("fit_ci_low"), get("fit_ci_high")
+    refit = bool(np.isfinite(fit).any())
+    pos = np.arange(len(terms), dtype=float)
+    with matplotlib.rc_context(style.RC):
+        height = max(style.FIGSIZE[1], 1.2 + 0.35 * len(terms))
+        fig = Figure(figsize=(style.FIGSIZE[0], height), layout="constrained")
+        ax = fig.add_subplot()
+        off = 0.15 if refit else 0.0
+        ax.errorbar(value, pos - off, xerr=_xerr(value, lo, hi), fmt="o", capsize=3,
+                    color=style.KIND_COLORS["equation"],
+                    label="refitted on the task (95 % CI)" if refit else "selected equation (95 % bootstrap CI)")
+        if refit:
+            m = np.isfinite(fit)
+            ax.errorbar(fit[m], pos[m] + off, xerr=_xerr(fit, fit_lo, fit_hi)[:, m], fmt="s", capsize=3,
+                        mfc="white", color=style.HIGHLIGHT, label="regression on neural dw (95 % CI)")
+        ax.axvline(0.0, color="0.4", linewidth=0.6)
+        allv = np.concatenate([value, lo, hi, fit, fit_lo, fit_hi])
+        mag = np.abs(allv[np.isfinite(allv) & (allv != 0)])
+        if mag.size and mag.max() / mag.min() > 100:  # linear near 0 down to the smallest coefficient
+            small = np.abs(value[np.isfinite(value) & (value != 0)])
+            ax.set_xscale("symlog", linthresh=float((small if small.size else mag).min()))
+        ax.set_yticks(pos, [term_label(t) for t in terms])
+        ax.set_ylim(len(terms) - 0.5, -0.5)  # first term on top
+        ax.set_xlabel("coefficient (Δw per step per unit of the term, a.u.)")
+        ax.set_ylabel("term")
+        ax.set_title(f"Coefficients of the selected equation (eq{row['id']})")
+        ax.legend(loc="best", fontsize=7)
+    return fig
+
+
+def _selected_with_coefficients(run_dir: Path) -> pd.DataFrame | None:
+    """``equations.csv`` when its selected equation records coefficients, else ``None``."""
+    equations = rundir.read_equations(run_dir)
+    if equations is None or equations.empty or not selected_coefficients(equations)[1]:
+        return None
+    return equations
+
 
 def figure_bytes(fig: Figure, fmt: str) -> bytes:
     """Render ``fig`` to ``"png"`` or ``"pdf"`` bytes (reproducible PDF metadata)."""
@@ -359,11 +552,14 @@ def save_figure(fig: Figure, stem: str | os.PathLike) -> list[Path]:
     ]
 
 
-#: Figure name -> (loader of its input, drawing function).
-FIGURES: dict[str, tuple[Callable[[Path], pd.DataFrame | None], Callable[[pd.DataFrame], Figure]]] = {
+#: Figure name -> (loader of its input, drawing function). A loader returns ``None`` (or
+#: an empty DataFrame) when the figure has nothing to show.
+FIGURES: dict[str, tuple[Callable[[Path], Any], Callable[[Any], Figure]]] = {
     "meta_loss": (rundir.read_meta_history, meta_loss_figure),
     "pareto": (rundir.read_equations, pareto_figure),
+    "coefficients": (_selected_with_coefficients, coefficients_figure),
     "verification": (rundir.read_verification, verification_figure),
+    "trajectories": (rundir.read_trajectories, trajectories_figure),
     "comparison": (rundir.read_comparison, comparison_figure),
     "comparison_window": (rundir.read_comparison_windows, comparison_window_figure),
 }
@@ -373,9 +569,11 @@ def write_figures(run_dir: str | os.PathLike) -> list[Path]:
     """Write ``figures/<name>.png`` and ``.pdf`` for each figure whose input exists.
 
     Names: ``meta_loss`` (from ``meta_history.csv``), ``pareto`` (``equations.csv``),
-    ``verification`` (``verification.csv``), ``comparison`` (``comparison.csv``),
-    ``comparison_window`` (``comparison_windows.csv``, spiking rules). A figure whose
-    input is absent, or has no rows, is skipped.
+    ``coefficients`` (``equations.csv``, when the selected equation records
+    coefficients), ``verification`` (``verification.csv``), ``trajectories``
+    (``trajectories.npz``), ``comparison`` (``comparison.csv``), ``comparison_window``
+    (``comparison_windows.csv``, spiking rules). A figure whose input is absent, or has
+    no rows, is skipped.
 
     Args:
       run_dir: the run directory.
@@ -390,7 +588,7 @@ def write_figures(run_dir: str | os.PathLike) -> list[Path]:
     written: list[Path] = []
     for name, (load, draw) in FIGURES.items():
         df = load(run_dir)
-        if df is None or df.empty:
+        if df is None or (isinstance(df, pd.DataFrame) and df.empty):
             continue
         written += save_figure(draw(df), run_dir / "figures" / name)
     return written

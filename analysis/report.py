@@ -196,7 +196,7 @@ def _meta_section(history: pd.DataFrame | None, figs: dict[str, FigureBlock]) ->
     return blocks
 
 
-def _selected_section(equations: pd.DataFrame | None) -> list[Block]:
+def _selected_section(equations: pd.DataFrame | None, figs: dict[str, FigureBlock] | None = None) -> list[Block]:
     blocks: list[Block] = [Heading("Selected equation")]
     if equations is None:
         return blocks + [Note(rundir.missing_note(rundir.EQUATIONS))]
@@ -220,6 +220,8 @@ def _selected_section(equations: pd.DataFrame | None) -> list[Block]:
         blocks.append(Table(header, rows))
         if not has_ci:
             blocks.append(Note("No confidence intervals were recorded for the coefficients."))
+    if figs and "coefficients" in figs:
+        blocks.append(figs["coefficients"])
     return blocks
 
 
@@ -267,6 +269,8 @@ def _verification_section(verification: pd.DataFrame | None, figs: dict[str, Fig
     blocks.append(Table(header, rows))
     if "verification" in figs:
         blocks.append(figs["verification"])
+    if "trajectories" in figs:
+        blocks.append(figs["trajectories"])
     blocks.append(Para("LaTeX: `tables/verification.tex`."))
     return blocks
 
@@ -374,6 +378,20 @@ def _compact(value: Any) -> str:
     return json.dumps(value, separators=(", ", ": "), default=str)
 
 
+def _trajectories_caption(trajectories: dict[str, Any] | None) -> str:
+    """Caption of the trajectories figure, which differs for ``oja_pca`` (``pc1`` present)."""
+    if trajectories is None:
+        return ""
+    unit = trajectories.get("time_unit", "steps")
+    if "pc1" in trajectories:
+        return (f"First held-out episode: alignment cos²(w, PC1) and norm |w| of the weight vector against time "
+                f"({unit}), neural rule dashed, selected equation dotted; thin lines: Oja's fixed point (1).")
+    n = len(trajectories["W0"])
+    teacher = "teacher solid, " if "W_teacher" in trajectories else ""
+    return (f"First held-out episode: weights of {n} synapse{'s' if n != 1 else ''} (one colour each) against "
+            f"time ({unit}); {teacher}neural rule dashed, selected equation dotted.")
+
+
 def build_report(run_dir: str | os.PathLike, figure_paths: Iterable[Path] = (),
                  comparison_notes: Sequence[str] = ()) -> list[Block]:
     """The report of a run directory as a list of blocks (see :func:`to_markdown`).
@@ -398,6 +416,7 @@ def build_report(run_dir: str | os.PathLike, figure_paths: Iterable[Path] = (),
     history = rundir.read_meta_history(run_dir)
     equations = rundir.read_equations(run_dir)
     verification = rundir.read_verification(run_dir)
+    trajectories = rundir.read_trajectories(run_dir)
     captions = {
         "meta_loss": "Meta-loss and validation loss against meta-training step.",
         "pareto": "Equation front: fit loss against complexity; the star marks the selected equation.",
@@ -406,6 +425,9 @@ def build_report(run_dir: str | os.PathLike, figure_paths: Iterable[Path] = (),
                       "by its largest absolute coefficient.",
         "comparison_window": "STDP pairing windows of the selected equation (solid) and the canonical rules "
                              "(dashed), each divided by its largest |dw|.",
+        "coefficients": "Coefficients of the selected equation with 95 % confidence intervals (bootstrap over "
+                        "episodes); after a refit on the task, open squares: the regression on the neural rule's dw.",
+        "trajectories": _trajectories_caption(trajectories),
     }
     figs = {}
     for p in figure_paths:
@@ -419,7 +441,7 @@ def build_report(run_dir: str | os.PathLike, figure_paths: Iterable[Path] = (),
         blocks.append(Note("Partial run. " + " ".join(rundir.missing_note(n) for n in missing)))
     blocks += _task_section(config, config_text)
     blocks += _meta_section(history, figs)
-    blocks += _selected_section(equations)
+    blocks += _selected_section(equations, figs)
     blocks += _front_section(equations, figs)
     blocks += _verification_section(verification, figs)
     comparison = rundir.read_comparison(run_dir)

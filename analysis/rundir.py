@@ -8,8 +8,8 @@ nor ``distill``.
 Two kinds of trouble are kept apart:
 
 * a *missing* optional file (``meta_history.csv``, ``equations.csv``,
-  ``verification.csv``) is normal for a partial run: the loaders return ``None`` and the
-  report carries a note from :func:`missing_note`;
+  ``verification.csv``, ``trajectories.npz``) is normal for a partial run: the loaders
+  return ``None`` and the report carries a note from :func:`missing_note`;
 * a *malformed* file (a column missing, a value that is not a number, no selected
   equation) is a bug upstream: it raises :class:`RunDirectoryError` (a ``ValueError``)
   whose message names the file, the problem and the command that regenerates it.
@@ -22,10 +22,12 @@ import math
 import os
 import tempfile
 import tomllib
+import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 CONFIG = "config.toml"
@@ -35,6 +37,7 @@ EQUATIONS = "equations.csv"
 VERIFICATION = "verification.csv"
 COMPARISON = "comparison.csv"
 COMPARISON_WINDOWS = "comparison_windows.csv"
+TRAJECTORIES = "trajectories.npz"
 
 # The process umask, read once: files made by mkstemp are 0600, and outputs should get
 # the same mode as any file this user writes.
@@ -50,6 +53,7 @@ PRODUCERS: dict[str, str] = {
     VERIFICATION: "plasticity verify DIR",
     COMPARISON: "plasticity report DIR",
     COMPARISON_WINDOWS: "plasticity report DIR",
+    TRAJECTORIES: "plasticity verify DIR",
 }
 
 #: Columns analysis needs in each CSV (a subset of the contract where unused ones exist).
@@ -288,13 +292,17 @@ def parse_coefficients(text: Any) -> dict[str, dict[str, float]]:
 
     The cell is a JSON object mapping a term (``"x*y"``) to either a number or an object
     ``{"value": ..., "ci_low": ..., "ci_high": ...}`` (bootstrap confidence interval).
+    After a refit on the task (``[distill] refine_steps``), ``value`` and its interval
+    are the refitted ones and the object also holds the regression's ``fit_value``,
+    ``fit_ci_low`` and ``fit_ci_high``.
 
     Args:
       text: the cell; empty or NaN means "no coefficients recorded".
 
     Returns:
       ``{term: {"value": v, "ci_low": lo, "ci_high": hi}}`` with NaN where a bound is
-      absent; ``{}`` for an empty cell.
+      absent, plus ``fit_value``, ``fit_ci_low``, ``fit_ci_high`` (NaN where a bound is
+      absent) for terms with a non-null ``fit_value``; ``{}`` for an empty cell.
 
     Raises:
       ValueError: if the cell is not a JSON object of that shape.
@@ -314,6 +322,12 @@ def parse_coefficients(text: Any) -> dict[str, dict[str, float]]:
                 "ci_low": float(v["ci_low"]) if v.get("ci_low") is not None else math.nan,
                 "ci_high": float(v["ci_high"]) if v.get("ci_high") is not None else math.nan,
             }
+            if v.get("fit_value") is not None:
+                out[str(term)].update({
+                    "fit_value": float(v["fit_value"]),
+                    "fit_ci_low": float(v["fit_ci_low"]) if v.get("fit_ci_low") is not None else math.nan,
+                    "fit_ci_high": float(v["fit_ci_high"]) if v.get("fit_ci_high") is not None else math.nan,
+                })
         elif isinstance(v, (int, float)) and not isinstance(v, bool):
             out[str(term)] = {"value": float(v), "ci_low": math.nan, "ci_high": math.nan}
         else:
@@ -467,6 +481,64 @@ def read_comparison_windows(run_dir: str | os.PathLike) -> pd.DataFrame | None:
     return df
 
 
+#: Arrays every ``trajectories.npz`` holds; optional ones are ``W_selected``,
+#: ``W_teacher``, ``pc1``, ``time_unit``, ``selected_id``, ``selected_equation``.
+TRAJECTORY_ARRAYS: tuple[str, ...] = ("t", "W0", "W_neural", "synapses")
+
+
+def read_trajectories(run_dir: str | os.PathLike) -> dict[str, np.ndarray] | None:
+    """Read ``trajectories.npz``: weights of a few synapses over one held-out episode.
+
+    Written by ``plasticity verify DIR`` (:func:`distill.verify.write_trajectories`):
+    ``t [R]`` (time of each record), ``time_unit`` (``"steps"`` or ``"ms"``),
+    ``synapses [S, 2]`` (``(post, pre)``), ``W0 [S]``, ``W_neural [R, S]`` and, when
+    present, ``W_selected [R, S]`` (the selected equation), ``W_teacher [R, S]``
+    (``imitate``) and ``pc1 [pre]`` (``oja_pca``). Needs numpy only.
+
+    Args:
+      run_dir: the run directory.
+
+    Returns:
+      ``{name: array}`` (0-d string arrays as ``str``; ``time_unit`` defaults to
+      ``"steps"``), or ``None`` if the file is absent.
+
+    Raises:
+      RunDirectoryError: if the file is not a readable ``.npz``, an array is missing or
+        the shapes disagree.
+    """
+    path = _check_dir(run_dir) / TRAJECTORIES
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise RunDirectoryError(f"{path}: cannot be read as .npz ({e}); {_regenerate(TRAJECTORIES)}") from None
+    missing = [k for k in TRAJECTORY_ARRAYS if k not in data]
+    if missing:
+        raise RunDirectoryError(
+            f"{path}: missing array{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))} "
+            f"(has {', '.join(map(repr, sorted(data)))}); {_regenerate(TRAJECTORIES)}"
+        )
+    out: dict[str, Any] = {}
+    for k, v in data.items():
+        out[k] = str(v) if v.dtype.kind == "U" and v.ndim == 0 else v
+    out.setdefault("time_unit", "steps")
+    n_rec, n_syn = len(out["t"]), len(out["W0"])
+    for k in ("W_neural", "W_selected", "W_teacher"):
+        if k in out and out[k].shape != (n_rec, n_syn):
+            raise RunDirectoryError(
+                f"{path}: array {k!r} has shape {out[k].shape}, expected (len(t), len(W0)) = "
+                f"{(n_rec, n_syn)}; {_regenerate(TRAJECTORIES)}"
+            )
+    if out["synapses"].shape != (n_syn, 2):
+        raise RunDirectoryError(
+            f"{path}: array 'synapses' has shape {out['synapses'].shape}, expected {(n_syn, 2)}; "
+            f"{_regenerate(TRAJECTORIES)}"
+        )
+    return out
+
+
 def missing_inputs(
     run_dir: str | os.PathLike,
     names: Sequence[str] = (META_HISTORY, EQUATIONS, VERIFICATION),
@@ -484,7 +556,7 @@ def read_all(run_dir: str | os.PathLike) -> dict[str, Any]:
 
     Returns:
       ``{"config": dict, "config_text": str, "manifest": dict, "meta_history": df | None,
-      "equations": df | None, "verification": df | None}``.
+      "equations": df | None, "verification": df | None, "trajectories": dict | None}``.
 
     Raises:
       RunDirectoryError: as the individual readers do.
@@ -497,4 +569,5 @@ def read_all(run_dir: str | os.PathLike) -> dict[str, Any]:
         "meta_history": read_meta_history(run_dir),
         "equations": read_equations(run_dir),
         "verification": read_verification(run_dir),
+        "trajectories": read_trajectories(run_dir),
     }

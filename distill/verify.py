@@ -13,6 +13,7 @@ rate. Equations use the trace time constants of the neural rule, whose ``dw`` th
 
 from __future__ import annotations
 
+import io
 import time
 from pathlib import Path
 
@@ -22,7 +23,8 @@ import pandas as pd
 
 from discover.build import build_task, load_rule
 from discover.config import Config
-from discover.io import update_manifest, write_csv
+from discover.io import atomic_write_bytes, update_manifest, write_csv
+from discover.networks import LIFNetwork
 from discover.rules import CANONICAL, SymbolicRule, canonical_rule
 from discover.vocabulary import names_for
 
@@ -103,6 +105,7 @@ def run(cfg: Config | None, run_dir: str | Path, progress: bool = True) -> pd.Da
     write_csv(run_dir / "verification.csv", df)
     if cfg.distill.policy == "verified":
         select_verified(run_dir, eqs, df, cfg.distill.verified_tolerance)
+    write_trajectories(run_dir, task, neural, nparams, episodes, timescales)
     update_manifest(run_dir, timings_s={"verify": round(time.perf_counter() - t0, 2)})
     return df
 
@@ -123,6 +126,74 @@ def select_verified(run_dir: Path, eqs: pd.DataFrame, ver: pd.DataFrame, tol: fl
     return int(eqs["id"].iloc[pick])
 
 
+#: Most synapses whose weights ``trajectories.npz`` keeps (oja_pca keeps its one neuron's
+#: whole weight vector, which the alignment with the first principal component needs).
+MAX_SYNAPSES = 8
+
+
+def write_trajectories(run_dir: str | Path, task, neural, nparams, episodes, timescales: dict[str, float]) -> Path:
+    """Write ``trajectories.npz``: weights of a few synapses over the first held-out episode.
+
+    The neural rule and the selected equation of ``equations.csv`` (when a row is selected)
+    are run from the episode's initial weights on its inputs; the teacher's trajectory
+    (``imitate``) is the one the episode carries. Weights are those recorded every
+    ``record_every`` steps, at times ``t_i = (i + 1) * record_every * dt`` (``dt`` of a
+    spiking network in ms; for rate networks ``dt = 1`` and time is counted in steps).
+
+    Arrays: ``t [R]``, ``time_unit`` (``"steps"`` or ``"ms"``), ``synapses [S, 2]``
+    (``(post, pre)`` of each kept synapse: the first ``min(8, post * pre)`` in row-major
+    order; for ``oja_pca`` all of its single neuron's), ``W0 [S]``, ``W_neural [R, S]``,
+    and when available ``W_selected [R, S]`` with ``selected_id`` and
+    ``selected_equation``, ``W_teacher [R, S]`` (``imitate``), ``pc1 [pre]`` (``oja_pca``).
+
+    Args:
+      run_dir: the run directory (``equations.csv`` is read from it, if present).
+      task: the task verification ran.
+      neural, nparams: the neural rule and its parameters.
+      episodes: the held-out episodes verification sampled (batched); the first is used.
+      timescales: trace time constants the equation is compiled with (the neural rule's).
+
+    Returns:
+      The path written.
+    """
+    run_dir = Path(run_dir)
+    ep = jax.tree_util.tree_map(lambda a: a[0], episodes)
+    W0 = np.asarray(ep["W0"])
+    n_post, n_pre = W0.shape
+    n_syn = n_pre * n_post if "pc1" in ep else min(MAX_SYNAPSES, n_post * n_pre)
+    flat = np.arange(n_syn)
+    post, pre = np.unravel_index(flat, (n_post, n_pre))
+
+    def weights(rule, params):
+        Ws = np.asarray(jax.jit(lambda e: task.trajectory(rule, params, e)[1])(ep), np.float64)
+        return Ws.reshape(Ws.shape[0], -1)[:, flat]
+
+    out = {"W0": W0.reshape(-1)[flat].astype(np.float64), "synapses": np.stack([post, pre], axis=1),
+           "W_neural": weights(neural, nparams)}
+    n_rec = out["W_neural"].shape[0]
+    dt, unit = (float(task.network.dt), "ms") if isinstance(task.network, LIFNetwork) else (1.0, "steps")
+    out["t"] = np.arange(1, n_rec + 1) * task.record_every * dt
+    out["time_unit"] = np.array(unit)
+    path = run_dir / "equations.csv"
+    if path.is_file():
+        eqs = pd.read_csv(path)
+        chosen = eqs[eqs["selected"].astype(str).str.strip().str.lower().isin(("true", "1"))]
+        if len(chosen):
+            row = chosen.iloc[0]
+            rule = SymbolicRule.from_string(str(row["sympy"]), {}, timescales=timescales, label=f"eq{row['id']}")
+            out["W_selected"] = weights(rule, rule.init(jax.random.key(0)))
+            out["selected_id"] = np.array(str(row["id"]))
+            out["selected_equation"] = np.array(str(row["equation"]))
+    if "W_teacher" in ep:
+        Wt = np.asarray(ep["W_teacher"], np.float64)
+        out["W_teacher"] = Wt.reshape(Wt.shape[0], -1)[:, flat]
+    if "pc1" in ep:
+        out["pc1"] = np.asarray(ep["pc1"], np.float64)
+    buf = io.BytesIO()
+    np.savez(buf, **out)
+    return atomic_write_bytes(run_dir / "trajectories.npz", buf.getvalue())
+
+
 def _fmt(expr) -> str:
     import sympy
 
@@ -131,4 +202,4 @@ def _fmt(expr) -> str:
     return str(round_expr(expr, 4))
 
 
-__all__ = ["run", "COLUMNS"]
+__all__ = ["run", "COLUMNS", "write_trajectories"]

@@ -356,7 +356,7 @@ def test_write_figures(run_dir):
     paths = figures.write_figures(run_dir)
     names = sorted(p.name for p in paths)
     assert names == sorted(
-        f"{n}.{ext}" for n in ("meta_loss", "pareto", "verification") for ext in ("png", "pdf")
+        f"{n}.{ext}" for n in ("meta_loss", "pareto", "coefficients", "verification") for ext in ("png", "pdf")
     )
     for p in paths:
         head = p.read_bytes()[:8]
@@ -400,7 +400,7 @@ def test_report_run(run_dir):
     assert "`oja_pca`" in md and "`abc1234`" in md and "12.5 s" in md
     assert "missing" not in md
     page = (run_dir / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 5  # 4 figures + the typeset equation
+    assert page.count("data:image/png;base64,") == 6  # 5 figures + the typeset equation
     assert "http://" not in page and "https://" not in page and "<script" not in page
     assert "dw = 0.98*x*y - 1.01*w*y**2" in page
     assert "equation_1" in page and "stdp_pair" in page

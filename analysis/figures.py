@@ -509,6 +509,8 @@ def coefficients_figure(equations: pd.DataFrame) -> Figure:
         if mag.size and mag.max() / mag.min() > 100:  # linear near 0 down to the smallest coefficient
             small = np.abs(value[np.isfinite(value) & (value != 0)])
             ax.set_xscale("symlog", linthresh=float((small if small.size else mag).min()))
+        else:  # few ticks, so that small coefficients (e.g. 0.0075) stay legible
+            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(5))
         ax.set_yticks(pos, [term_label(t) for t in terms])
         ax.set_ylim(len(terms) - 0.5, -0.5)  # first term on top
         ax.set_xlabel("coefficient (Δw per step per unit of the term, a.u.)")

@@ -348,6 +348,23 @@ def test_cli_distill_with_pysr_names_julia_and_the_other_backends(tiny_run, caps
     assert (run_dir / "rule" / "params.npz").is_file() and (run_dir / "config.toml").is_file()
 
 
+@pytest.mark.slow
+def test_cli_distill_with_operon_works(tiny_run, capsys):
+    import pandas as pd
+
+    from distill.backends.operon import unavailable_reason
+
+    if unavailable_reason() is not None:
+        pytest.skip(f"pyoperon cannot run here: {unavailable_reason()}")
+    _, run_dir = tiny_run
+    assert main(["distill", str(run_dir), "--backend", "operon", "--quiet"]) == 0
+    eqs = pd.read_csv(run_dir / "equations.csv")
+    assert len(eqs) >= 1 and set(eqs["backend"]) == {"operon"} and eqs["selected"].sum() == 1
+    assert main(["verify", str(run_dir), "--quiet"]) == 0
+    ver = pd.read_csv(run_dir / "verification.csv")
+    assert {"neural", "equation", "canonical"} <= set(ver["kind"])
+
+
 def test_cli_refuses_to_overwrite_a_run_made_with_another_config(tiny_run, tmp_path, capsys):
     _, run_dir = tiny_run
     before = (run_dir / "config.toml").read_text()

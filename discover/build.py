@@ -52,7 +52,8 @@ def build_task(cfg: Config, network=None, teacher=None):
     t = cfg.task
     network = network or build_network(cfg)
     common = dict(network=network, steps=t.steps, record_every=t.record_every,
-                  checkpoint_every=cfg.meta.checkpoint_every or None)
+                  checkpoint_every=cfg.meta.checkpoint_every or None,
+                  truncate_every=cfg.meta.truncate_every or None)
     if t.name == "oja_pca":
         return OjaPCA(eigen_decay=t.eigen_decay, scale_range=tuple(t.scale_range), loss_window=t.loss_window,
                       **common)

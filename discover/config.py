@@ -96,6 +96,7 @@ class MetaConfig:
     grad_clip: float = 1.0
     dw_penalty: float = 0.0  # weight of mean(dw**2)/output_scale**2 in the meta-loss (parsimony)
     checkpoint_every: int = 0  # steps per jax.checkpoint segment; 0 = no rematerialization
+    truncate_every: int = 0  # steps per truncated-backprop segment (also checkpointed); 0 = full backprop
     save_every: int = 50  # meta-steps between resumable checkpoints
 
 
@@ -253,6 +254,10 @@ def _check(cfg: Config) -> None:
                           "or an equation string) and its parameters under [task.teacher.params]")
     if t.steps % t.record_every:
         raise ConfigError(f"[task] steps = {t.steps} must be a multiple of record_every = {t.record_every}")
+    every = cfg.meta.truncate_every
+    if every and (every % t.record_every or t.steps % every):
+        raise ConfigError(f"[meta] truncate_every = {every} must be a multiple of [task] record_every = "
+                          f"{t.record_every} and divide [task] steps = {t.steps}")
     if cfg.meta.checkpoint_every and t.steps % cfg.meta.checkpoint_every:
         raise ConfigError(f"[meta] checkpoint_every = {cfg.meta.checkpoint_every} must divide [task] steps = {t.steps}")
     if t.observe == "spikes" and n.kind != "lif":

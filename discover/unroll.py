@@ -12,7 +12,7 @@ from collections.abc import Callable
 import jax
 
 
-def unroll(step: Callable, carry, xs, chunk: int | None = None):
+def unroll(step: Callable, carry, xs, chunk: int | None = None, truncate: bool = False):
     """``lax.scan(step, carry, xs)``, checkpointed every ``chunk`` steps.
 
     Args:
@@ -21,6 +21,12 @@ def unroll(step: Callable, carry, xs, chunk: int | None = None):
       xs: a pytree of arrays with leading time axis ``T``.
       chunk: steps per checkpointed segment; ``None`` or ``>= T`` means a plain scan.
         ``T`` must be a multiple of ``chunk``.
+      truncate: truncated backpropagation through time: no gradient flows through the
+        carry from one segment to the next (``stop_gradient`` at segment starts), so the
+        gradient with respect to parameters used in every step is the sum of each
+        segment's own contribution. Bounds the growth of gradients through long
+        closed loops (e.g. W -> membrane -> surrogate spike -> STDP -> W), at the price
+        of a bias towards effects shorter than a segment.
 
     Returns:
       ``(final_carry, ys)`` exactly as ``lax.scan`` would.
@@ -36,6 +42,8 @@ def unroll(step: Callable, carry, xs, chunk: int | None = None):
 
     @jax.checkpoint
     def seg(c, x_chunk):
+        if truncate:
+            c = jax.lax.stop_gradient(c)
         return jax.lax.scan(step, c, x_chunk)
 
     carry, ys = jax.lax.scan(seg, carry, xs_c)

@@ -31,6 +31,7 @@ class Task:
     steps: int
     record_every: int = 1
     checkpoint_every: int | None = None  # steps per checkpointed segment
+    truncate_every: int | None = None  # steps per truncated-backprop segment
 
     name = "task"
 
@@ -76,12 +77,14 @@ class Task:
         blocked = record_every(step, k, lambda carry, acts: (carry[0]["W"], acts.sum(axis=0)))
         xs = blocks(self.inputs(episode), k)
         chunk = None
-        if self.checkpoint_every:
-            chunk = max(1, self.checkpoint_every // k)
+        every = self.truncate_every or self.checkpoint_every
+        if every:
+            chunk = max(1, every // k)
             n_blocks = self.steps // k
             while n_blocks % chunk:
                 chunk -= 1
-        (final, energy), (Ws, acts) = unroll(blocked, (self.initial_state(episode), jnp.zeros(())), xs, chunk)
+        (final, energy), (Ws, acts) = unroll(blocked, (self.initial_state(episode), jnp.zeros(())), xs, chunk,
+                                              truncate=bool(self.truncate_every))
         return final, Ws, acts, energy / self.steps
 
     def visited(self, rule, params, episode):

@@ -29,7 +29,14 @@ larger :math:`J`, then smaller behaviour distance).
   in each protocol a rule's ``dw`` values are divided by their own largest ``|dw|``, and
   :math:`d_\mathrm{beh}` is the root-mean-square difference, averaged over the two
   protocols (0: same window shapes, 2: opposite; :func:`window_distance`); the windows
-  are written to ``comparison_windows.csv``;
+  are written to ``comparison_windows.csv``; and the frequency dependence of Sjöström,
+  Turrigiano & Nelson 2001 (:data:`FREQUENCY_PROTOCOL`: 60 pairings at 1..50 Hz, lags
+  +10 and -10 ms; :func:`analysis.protocols.frequency_protocol`), where pair and triplet
+  rules part ways: each rule's ``dw`` values (both lags) are divided by their own largest
+  ``|dw|`` and :math:`d_\mathrm{freq}` is the root-mean-square difference
+  (``frequency_distance``, :func:`frequency_distance`). The curves of the equation, the
+  run's neural rule (``rule/``), its teacher (``[task.teacher]`` of ``config.toml``) and
+  the canonical rules are written to ``comparison_frequency.csv``;
 - rate rules: an Oja check (:class:`OjaCheck`): one linear neuron, Gaussian inputs with a
   known covariance, the same inputs and initial weights for every rule; after
   ``steps`` steps the alignment ``|cos(w, PC1)|`` and the norm ``|w|`` are recorded, and
@@ -62,6 +69,7 @@ from . import rundir
 
 COMPARISON = rundir.COMPARISON
 WINDOWS = rundir.COMPARISON_WINDOWS
+FREQUENCY = rundir.COMPARISON_FREQUENCY
 
 #: Columns of ``comparison.csv``, in order.
 COLUMNS: tuple[str, ...] = (
@@ -81,6 +89,7 @@ COLUMNS: tuple[str, ...] = (
     "coefficients_canonical",
     "behaviour",
     "behaviour_distance",
+    "frequency_distance",
     "pc1_alignment_equation",
     "pc1_alignment_canonical",
     "weight_norm_equation",
@@ -245,6 +254,7 @@ def equation_comparison(equation: str, network: str) -> pd.DataFrame:
             "coefficients_canonical": json.dumps(c_norm),
             "behaviour": "",
             "behaviour_distance": math.nan,
+            "frequency_distance": math.nan,
             "pc1_alignment_equation": math.nan,
             "pc1_alignment_canonical": math.nan,
             "weight_norm_equation": math.nan,
@@ -351,6 +361,101 @@ def stdp_behaviour(equation: str, names: Sequence[str], timescales: Mapping[str,
     return dist, windows
 
 
+@dataclass(frozen=True)
+class FrequencyProtocol:
+    """Settings of the pairing-frequency protocol (Sjöström, Turrigiano & Nelson 2001).
+
+    ``pairs`` pre/post pairings at each frequency in ``freqs_hz`` and each lag
+    ``t_post - t_pre`` in ``lags_ms``, simulated with step ``dt`` (ms); the weight starts
+    at 1 and is not clipped (:func:`analysis.protocols.frequency_protocol`).
+    """
+
+    freqs_hz: tuple[float, ...] = (1.0, 5.0, 10.0, 20.0, 30.0, 40.0, 50.0)
+    lags_ms: tuple[float, ...] = (10.0, -10.0)
+    pairs: int = 60
+    dt: float = 0.1
+
+    def run(self, rule, params=None) -> pd.DataFrame:
+        """``freq_hz, lag_ms, dw`` of ``rule`` (``params`` ``None``: ``rule.init``)."""
+        from .protocols import frequency_protocol
+
+        return frequency_protocol(rule, params, freqs_hz=self.freqs_hz, lags_ms=self.lags_ms, pairs=self.pairs,
+                                  dt=self.dt)
+
+
+#: The frequency protocol of the comparison.
+FREQUENCY_PROTOCOL = FrequencyProtocol()
+
+#: Columns of ``comparison_frequency.csv``.
+FREQUENCY_COLUMNS: tuple[str, ...] = ("rule", "freq_hz", "lag_ms", "dw")
+
+
+@functools.lru_cache(maxsize=32)
+def _canonical_frequency(name: str, protocol: FrequencyProtocol) -> pd.DataFrame:
+    from discover.rules import canonical_rule
+
+    return protocol.run(canonical_rule(name))
+
+
+def _normalized(dw: np.ndarray) -> np.ndarray:
+    scale = float(np.max(np.abs(dw))) if len(dw) else 0.0
+    if not math.isfinite(scale):
+        return np.full_like(dw, np.nan)
+    return dw / scale if scale > 0 else np.zeros_like(dw)
+
+
+def frequency_distance(a: pd.DataFrame, b: pd.DataFrame) -> float:
+    r"""Distance of two frequency curves (``freq_hz, lag_ms, dw``), each normalized by its own max.
+
+    Each rule's ``dw`` values, over all frequencies and lags together, are divided by its
+    largest ``|dw|`` (so a learning rate does not count, but the ratio of potentiation at
+    +10 ms to depression at -10 ms does); the distance is the root-mean-square difference:
+
+    .. math:: d = \Big(\frac{1}{N}\sum_{f, \Delta t}
+              (\hat w^a(f, \Delta t) - \hat w^b(f, \Delta t))^2\Big)^{1/2},
+              \qquad \hat w = \Delta w / \max |\Delta w|
+
+    0 for the same curve shapes, at most 2 (opposite curves). Returns NaN if the two tables hold
+    different (frequency, lag) points or a value is not finite.
+    """
+    keys = ["freq_hz", "lag_ms"]
+    a = a.sort_values(keys, kind="stable")
+    b = b.sort_values(keys, kind="stable")
+    if len(a) != len(b) or not np.array_equal(a[keys].to_numpy(float), b[keys].to_numpy(float)):
+        return math.nan
+    x, y = _normalized(a["dw"].to_numpy(float)), _normalized(b["dw"].to_numpy(float))
+    if not (len(x) and np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+        return math.nan
+    return float(np.sqrt(np.mean((x - y) ** 2)))
+
+
+def frequency_behaviour(equation: str, names: Sequence[str], timescales: Mapping[str, float] | None = None,
+                        protocol: FrequencyProtocol = FREQUENCY_PROTOCOL) -> tuple[dict[str, float], pd.DataFrame]:
+    """Frequency-protocol distance between ``equation`` and each canonical rule in ``names``.
+
+    Args:
+      equation: the equation text.
+      names: canonical rule names (spiking).
+      timescales: trace time constants for the equation (the neural rule's); canonical
+        rules use their published ones.
+      protocol: the protocol's settings.
+
+    Returns:
+      ``({name: distance}, curves)``; ``curves`` has columns ``rule, freq_hz, lag_ms, dw``
+      for the equation (``rule == "equation"``) and every rule.
+    """
+    from discover.rules import SymbolicRule
+
+    rule = SymbolicRule.from_string(str(equation), {}, timescales=dict(timescales or {}), label="equation")
+    eq = protocol.run(rule)
+    dist, frames = {}, [eq.assign(rule="equation")]
+    for name in names:
+        can = _canonical_frequency(name, protocol)
+        dist[name] = frequency_distance(eq, can)
+        frames.append(can.assign(rule=name))
+    return dist, pd.concat(frames, ignore_index=True)[list(FREQUENCY_COLUMNS)]
+
+
 # ----------------------------------------------------------------------------- behaviour: rate
 
 
@@ -438,7 +543,8 @@ def oja_behaviour(equation: str, names: Sequence[str], timescales: Mapping[str, 
 class Comparison:
     """What :func:`compare_equation` / :func:`run` found.
 
-    ``table`` is ``comparison.csv``; ``windows`` the pairing windows (spiking rules, else
+    ``table`` is ``comparison.csv``; ``windows`` the pairing windows and ``frequency``
+    the frequency-protocol curves (``comparison_frequency.csv``; spiking rules, else
     ``None``); ``notes`` say what was skipped and why; ``paths`` the files written.
     """
 
@@ -446,6 +552,7 @@ class Comparison:
     windows: pd.DataFrame | None = None
     notes: list[str] = field(default_factory=list)
     paths: list[Path] = field(default_factory=list)
+    frequency: pd.DataFrame | None = None
 
     @property
     def closest(self) -> str:
@@ -453,7 +560,8 @@ class Comparison:
 
 
 def compare_equation(equation: str, network: str | None = None, timescales: Mapping[str, float] | None = None,
-                     behaviour: bool = True, check: OjaCheck = OjaCheck()) -> Comparison:
+                     behaviour: bool = True, check: OjaCheck = OjaCheck(),
+                     frequency: FrequencyProtocol | None = FREQUENCY_PROTOCOL) -> Comparison:
     """Compare one equation with the canonical rules of its network kind, at both levels.
 
     Args:
@@ -462,10 +570,13 @@ def compare_equation(equation: str, network: str | None = None, timescales: Mapp
       timescales: trace time constants of the equation (default: discover's defaults).
       behaviour: run the behaviour-level check too (JAX; a few seconds).
       check: settings of the Oja check (rate rules).
+      frequency: settings of the pairing-frequency protocol (spiking rules); ``None``
+        skips it.
 
     Returns:
       A :class:`Comparison`; a behaviour check that cannot run leaves NaN distances and
-      a note (in ``notes`` and the ``behaviour_note`` column).
+      a note (in ``notes``, and for the pairing window and the Oja check in the
+      ``behaviour_note`` column).
 
     Example::
 
@@ -491,12 +602,19 @@ def compare_equation(equation: str, network: str | None = None, timescales: Mapp
             return Comparison(table, None, notes)
         try:
             dist, windows = stdp_behaviour(equation, names, timescales)
+            table["behaviour_distance"] = [dist.get(n, math.nan) for n in names]
         except Exception as e:  # a rule the protocol cannot simulate: keep the equation level
             note = f"STDP window comparison failed: {type(e).__name__}: {e}"
             notes.append(note)
             table["behaviour_note"] = note
-            return Comparison(table, None, notes)
-        table["behaviour_distance"] = [dist.get(n, math.nan) for n in names]
+        curves = None
+        if frequency is not None:
+            try:
+                fdist, curves = frequency_behaviour(equation, names, timescales, frequency)
+                table["frequency_distance"] = [fdist.get(n, math.nan) for n in names]
+            except Exception as e:
+                notes.append(f"Pairing-frequency protocol failed: {type(e).__name__}: {e}")
+        return Comparison(mark_closest(table), windows, notes, frequency=curves)
     else:
         table["behaviour"] = OJA_PC1
         try:
@@ -595,11 +713,70 @@ def compare_run(run_dir: str | os.PathLike, behaviour: bool = True) -> Compariso
     result.table["equation_id"] = str(row["id"])
     if ts_note:
         result.notes.append(ts_note[0].upper() + ts_note[1:] + ".")
+    if result.frequency is not None:
+        extra, notes = run_frequency_curves(run_dir, config)
+        result.notes += notes
+        eq = result.frequency["rule"] == "equation"
+        result.frequency = pd.concat([result.frequency[eq], *extra, result.frequency[~eq]],
+                                     ignore_index=True)[list(FREQUENCY_COLUMNS)]
     return result
 
 
+def run_frequency_curves(run_dir: str | os.PathLike, config: Mapping[str, Any],
+                         protocol: FrequencyProtocol = FREQUENCY_PROTOCOL) -> tuple[list[pd.DataFrame], list[str]]:
+    """Frequency-protocol curves of the run's neural rule and of its teacher, with notes.
+
+    The neural rule is read with :func:`discover.build.load_rule` (``rule/rule.json`` and
+    ``rule/params.npz``) and simulated with its own (possibly learned) time constants;
+    the teacher is ``[task.teacher]`` of ``config.toml``, built as discover builds it
+    (:func:`discover.rules.make_symbolic_rule`). A rule that is absent or cannot be
+    simulated is left out, with a note saying why.
+
+    Returns:
+      ``(curves, notes)``: DataFrames with columns ``rule, freq_hz, lag_ms, dw``
+      (``rule`` is ``"neural"`` or ``"teacher"``).
+    """
+    run_dir = Path(run_dir)
+    curves: list[pd.DataFrame] = []
+    notes: list[str] = []
+    rule_dir = run_dir / "rule"
+    if (rule_dir / "rule.json").is_file() and (rule_dir / "params.npz").is_file():
+        try:
+            from discover.build import load_rule
+
+            rule, params = load_rule(run_dir)
+            curves.append(protocol.run(rule, params).assign(rule="neural"))
+        except Exception as e:
+            notes.append(f"Pairing-frequency protocol of the neural rule failed ({type(e).__name__}: {e}); "
+                         "its curve is left out.")
+    else:
+        notes.append("No trained neural rule (`rule/rule.json` and `rule/params.npz`): the pairing-frequency "
+                     "figure leaves it out.")
+    task = config.get("task") if isinstance(config, Mapping) else None
+    teacher = task.get("teacher") if isinstance(task, Mapping) else None
+    if isinstance(teacher, Mapping):
+        try:
+            from discover.rules import CANONICAL, make_symbolic_rule
+
+            spec = str(teacher.get("rule", "oja"))
+            params = {str(k): float(v) for k, v in dict(teacher.get("params") or {}).items()}
+            published = dict(CANONICAL[spec].params + CANONICAL[spec].timescales) if spec in CANONICAL else None
+            if published is not None and all(published.get(k) == v for k, v in params.items()):
+                curve = _canonical_frequency(spec, protocol)  # a canonical rule as published: simulated once
+            else:
+                curve = protocol.run(make_symbolic_rule(spec, params, label="teacher"))
+            curves.append(curve.assign(rule="teacher"))
+        except Exception as e:
+            notes.append(f"Pairing-frequency protocol of the teacher failed ({type(e).__name__}: {e}); "
+                         "its curve is left out.")
+    return [c[list(FREQUENCY_COLUMNS)] for c in curves], notes
+
+
 def run(run_dir: str | os.PathLike, behaviour: bool = True) -> Comparison:
-    """Write ``comparison.csv`` (and ``comparison_windows.csv`` for spiking rules).
+    """Write ``comparison.csv`` (and ``comparison_windows.csv``, ``comparison_frequency.csv`` for spiking rules).
+
+    An output this comparison cannot produce (a rate rule, a protocol that failed) is
+    deleted with its figure, so no stale file of an earlier equation survives.
 
     Args:
       run_dir: the run directory.
@@ -619,6 +796,11 @@ def run(run_dir: str | os.PathLike, behaviour: bool = True) -> Comparison:
     else:  # stale windows of an earlier, spiking selected equation
         _unlink(run_dir / WINDOWS, run_dir / "figures" / "comparison_window.png",
                 run_dir / "figures" / "comparison_window.pdf")
+    if result.frequency is not None:
+        paths.append(rundir.atomic_write_text(run_dir / FREQUENCY, result.frequency.to_csv(index=False)))
+    else:
+        _unlink(run_dir / FREQUENCY, run_dir / "figures" / "comparison_frequency.png",
+                run_dir / "figures" / "comparison_frequency.pdf")
     result.paths = paths
     return result
 
@@ -632,8 +814,9 @@ def remove_outputs(run_dir: str | os.PathLike) -> None:
     """Delete comparison outputs of an earlier run (when the comparison cannot run now)."""
     run_dir = Path(run_dir)
     figs = run_dir / "figures"
-    _unlink(run_dir / COMPARISON, run_dir / WINDOWS, run_dir / "tables" / "comparison.tex",
-            *(figs / f"{n}.{ext}" for n in ("comparison", "comparison_window") for ext in ("png", "pdf")))
+    _unlink(run_dir / COMPARISON, run_dir / WINDOWS, run_dir / FREQUENCY, run_dir / "tables" / "comparison.tex",
+            *(figs / f"{n}.{ext}" for n in ("comparison", "comparison_window", "comparison_frequency")
+              for ext in ("png", "pdf")))
 
 
 # ----------------------------------------------------------------------------- several runs
@@ -755,7 +938,9 @@ def compare_runs(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike) 
     return {"csv": csv, "tex": tex, "preview": preview, "png": png, "pdf": pdf}
 
 
-__all__ = ["COLUMNS", "Comparison", "CompareUnavailable", "OjaCheck", "PAIRING_PROTOCOLS", "normalized_coefficients",
+__all__ = ["COLUMNS", "Comparison", "CompareUnavailable", "OjaCheck", "PAIRING_PROTOCOLS", "FrequencyProtocol",
+           "FREQUENCY_PROTOCOL", "FREQUENCY_COLUMNS", "frequency_behaviour", "frequency_distance",
+           "run_frequency_curves", "normalized_coefficients",
            "term_jaccard", "coefficient_distance", "equation_comparison", "mark_closest", "compare_equation",
            "compare_run", "run", "runs_table", "compare_runs", "stdp_behaviour", "oja_behaviour", "oja_metrics",
            "window_distance", "oja_distance"]

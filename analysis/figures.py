@@ -283,6 +283,78 @@ def comparison_window_figure(windows: pd.DataFrame) -> Figure:
     return fig
 
 
+#: Legend labels of the non-canonical rules of ``comparison_frequency.csv``.
+FREQUENCY_RULE_LABELS: dict[str, str] = {"equation": "selected equation", "neural": "neural rule",
+                                         "teacher": "teacher"}
+
+
+def _lag_style(lag: float) -> str:
+    return "-" if lag > 0 else ("--" if lag < 0 else ":")
+
+
+def comparison_frequency_figure(frequency: pd.DataFrame) -> Figure:
+    r"""Weight change against pairing frequency (Sjöström et al. 2001) for each rule.
+
+    Two panels: ``Δw`` after the protocol's pairings, and the same divided by each rule's
+    largest ``|Δw|`` (the curves :func:`analysis.compare.frequency_distance` compares).
+    One colour per rule (the selected equation, the neural rule and the teacher in their
+    house colours, the teacher as a wide light band; canonical rules in the other colours
+    of the cycle); solid lines: ``t_post - t_pre > 0`` (pre before post, +10 ms), dashed:
+    ``< 0`` (-10 ms).
+
+    Args:
+      frequency: ``comparison_frequency.csv`` as a DataFrame (``rule, freq_hz, lag_ms, dw``).
+
+    Returns:
+      The figure.
+    """
+    with matplotlib.rc_context(style.RC):
+        fig = Figure(figsize=(style.FIGSIZE[0] * 1.6, style.FIGSIZE[1] + 0.3), layout="constrained")
+        ax_raw, ax_norm = fig.subplots(1, 2)
+        rules = list(dict.fromkeys(frequency["rule"].astype(str)))
+        lags = sorted(dict.fromkeys(frequency["lag_ms"].astype(float)), reverse=True)
+        handles = []
+        k = 0
+        reserved = {style.KIND_COLORS[r] for r in FREQUENCY_RULE_LABELS}
+        palette = [c for c in style.CYCLE if c not in reserved] or list(style.CYCLE)
+        for rule in rules:
+            part = frequency[frequency["rule"].astype(str) == rule]
+            dw = part["dw"].to_numpy(float)
+            finite = np.abs(dw[np.isfinite(dw)])
+            scale = float(finite.max()) if finite.size and finite.max() > 0 else math.nan
+            if rule in FREQUENCY_RULE_LABELS:
+                color = style.KIND_COLORS[rule]
+            else:
+                color = palette[k % len(palette)]
+                k += 1
+            if rule == "teacher":  # a wide, light band under the rules that should match it
+                kw = {"color": color, "linewidth": 3.5, "alpha": 0.45, "zorder": 1}
+            else:
+                mine = rule == "equation"
+                kw = {"color": color, "linewidth": 1.8 if mine else 1.2, "zorder": 3 if mine else 2,
+                      "marker": "o", "markersize": 3}
+            for lag in lags:
+                sub = part[part["lag_ms"].astype(float) == lag].sort_values("freq_hz")
+                f, y = sub["freq_hz"].to_numpy(float), sub["dw"].to_numpy(float)
+                ax_raw.plot(f, y, linestyle=_lag_style(lag), **kw)
+                ax_norm.plot(f, y / scale, linestyle=_lag_style(lag), **kw)
+            handles.append(matplotlib.lines.Line2D([], [], color=color, linewidth=kw["linewidth"],
+                                                   alpha=kw.get("alpha", 1.0),
+                                                   label=FREQUENCY_RULE_LABELS.get(rule, rule)))
+        handles += [matplotlib.lines.Line2D([], [], color="0.3", linestyle=_lag_style(lag), linewidth=1.2,
+                                            label=f"t_post - t_pre = {lag:+g} ms") for lag in lags]
+        for ax in (ax_raw, ax_norm):
+            ax.axhline(0.0, color="0.6", linewidth=0.6)
+            ax.set_xlabel("pairing frequency (Hz)")
+        ax_raw.set_ylabel("Δw after the pairings (units of w_max)")
+        ax_raw.set_title("Weight change (from w = 1, unclipped)")
+        ax_norm.set_ylabel("Δw / max |Δw| (per rule)")
+        ax_norm.set_title("Normalized per rule")
+        ax_norm.set_ylim(-1.1, 1.1)
+        fig.legend(handles=handles, loc="outside lower center", ncol=4, fontsize=7)
+    return fig
+
+
 def runs_figure(runs: pd.DataFrame) -> Figure:
     """Several runs side by side: normalized coefficients of each selected equation, and verification.
 
@@ -564,6 +636,7 @@ FIGURES: dict[str, tuple[Callable[[Path], Any], Callable[[Any], Figure]]] = {
     "trajectories": (rundir.read_trajectories, trajectories_figure),
     "comparison": (rundir.read_comparison, comparison_figure),
     "comparison_window": (rundir.read_comparison_windows, comparison_window_figure),
+    "comparison_frequency": (rundir.read_comparison_frequency, comparison_frequency_figure),
 }
 
 
@@ -574,7 +647,8 @@ def write_figures(run_dir: str | os.PathLike) -> list[Path]:
     ``coefficients`` (``equations.csv``, when the selected equation records
     coefficients), ``verification`` (``verification.csv``), ``trajectories``
     (``trajectories.npz``), ``comparison`` (``comparison.csv``), ``comparison_window``
-    (``comparison_windows.csv``, spiking rules). A figure whose input is absent, or has
+    (``comparison_windows.csv``, spiking rules), ``comparison_frequency``
+    (``comparison_frequency.csv``, spiking rules). A figure whose input is absent, or has
     no rows, is skipped.
 
     Args:

@@ -306,6 +306,11 @@ def _comparison_section(
     if compare.STDP_WINDOW in behaviour:
         method.append("Behaviour distance: root-mean-square difference of the STDP pairing windows "
                       "(single pairings and 5 pairings at 20 Hz), each divided by its largest |dw|.")
+    has_freq = "frequency_distance" in comparison and pd.to_numeric(
+        comparison["frequency_distance"], errors="coerce").notna().any()
+    if has_freq:
+        method.append(f"Frequency distance: root-mean-square difference of the weight change against pairing "
+                      f"frequency ({_frequency_protocol_text()}), each rule's values divided by its largest |dw|.")
     if compare.OJA_PC1 in behaviour:
         check = compare.OjaCheck()
         method.append(f"Behaviour distance (Oja check: one linear neuron, {check.steps} steps of Gaussian inputs "
@@ -313,7 +318,7 @@ def _comparison_section(
                       "difference in alignment with the first principal component and in relative weight norm.")
     blocks.append(Para(" ".join(method)))
     header = ["canonical rule", "dw (published parameters)", "shared terms", "term Jaccard",
-              "coefficient distance", "behaviour distance", "closest"]
+              "coefficient distance", "behaviour distance", *(["frequency distance"] if has_freq else []), "closest"]
     rows = [
         [
             _code(r["canonical"]),
@@ -322,6 +327,7 @@ def _comparison_section(
             _num(r["term_jaccard"]),
             _num(r["coef_distance"]),
             _num(r["behaviour_distance"]),
+            *([_num(r["frequency_distance"])] if has_freq else []),
             "**yes**" if r["closest"] else "",
         ]
         for _, r in comparison.iterrows()
@@ -342,11 +348,43 @@ def _comparison_section(
                            if n and n != "weights diverged" and n not in notes]
     for note in extra:
         blocks.append(Note(note))
-    for name in ("comparison", "comparison_window"):
+    for name in ("comparison", "comparison_window", "comparison_frequency"):
         if name in figs:
             blocks.append(figs[name])
-    blocks.append(Para("LaTeX: `tables/comparison.tex`; data: `comparison.csv`."))
+    data = [rundir.COMPARISON] + [f for name, f in (("comparison_window", rundir.COMPARISON_WINDOWS),
+                                                    ("comparison_frequency", rundir.COMPARISON_FREQUENCY))
+                                  if name in figs]
+    blocks.append(Para(f"LaTeX: `tables/comparison.tex`; data: {', '.join(_code(f) for f in data)}."))
     return blocks
+
+
+def _frequency_protocol_text() -> str:
+    """The pairing-frequency protocol of :mod:`analysis.compare` in words."""
+    p = compare.FREQUENCY_PROTOCOL
+    freqs = ", ".join(f"{f:g}" for f in p.freqs_hz)
+    lags = " and ".join(f"{lag:+g}" for lag in p.lags_ms)
+    return (f"{p.pairs} pairings at {freqs} Hz, t_post - t_pre = {lags} ms, "
+            f"simulation step {p.dt:g} ms; Sjöström et al. 2001")
+
+
+def _frequency_caption(run_dir: Path) -> str:
+    """Caption of the pairing-frequency figure, naming the rules ``comparison_frequency.csv`` holds."""
+    try:
+        df = rundir.read_comparison_frequency(run_dir)
+    except rundir.RunDirectoryError:
+        df = None
+    names = {"equation": "the selected equation", "neural": "the neural rule", "teacher": "the teacher"}
+    rules = list(dict.fromkeys(df["rule"])) if df is not None else []
+    listed = [names[r] for r in names if r in rules]
+    canonical = [r for r in rules if r not in names]
+    if canonical:
+        names_text = ", ".join(canonical[:-1]) + " and " + canonical[-1] if len(canonical) > 1 else canonical[0]
+        listed.append(f"the canonical rule{'s' if len(canonical) > 1 else ''} {names_text}")
+    who = (", ".join(listed[:-1]) + " and " + listed[-1]) if len(listed) > 1 else "".join(listed) or "each rule"
+    return (f"Weight change against pairing frequency ({_frequency_protocol_text()}) for {who} (one colour per "
+            "rule); solid: pre before post (t_post - t_pre > 0), dashed: post before pre (< 0). Left: Δw in units "
+            "of w_max (weight started at 1, unclipped); right: each rule's Δw divided by its largest |Δw|, the "
+            "curves the frequency distance compares.")
 
 
 def _manifest_section(manifest: dict[str, Any]) -> list[Block]:
@@ -425,6 +463,7 @@ def build_report(run_dir: str | os.PathLike, figure_paths: Iterable[Path] = (),
                       "by its largest absolute coefficient.",
         "comparison_window": "STDP pairing windows of the selected equation (solid) and the canonical rules "
                              "(dashed), each divided by its largest |dw|.",
+        "comparison_frequency": _frequency_caption(run_dir),
         "coefficients": "Coefficients of the selected equation with 95 % confidence intervals (bootstrap over "
                         "episodes); after a refit on the task, open squares: the regression on the neural rule's dw.",
         "trajectories": _trajectories_caption(trajectories),

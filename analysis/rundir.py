@@ -37,6 +37,7 @@ EQUATIONS = "equations.csv"
 VERIFICATION = "verification.csv"
 COMPARISON = "comparison.csv"
 COMPARISON_WINDOWS = "comparison_windows.csv"
+COMPARISON_FREQUENCY = "comparison_frequency.csv"
 TRAJECTORIES = "trajectories.npz"
 
 # The process umask, read once: files made by mkstemp are 0600, and outputs should get
@@ -53,6 +54,7 @@ PRODUCERS: dict[str, str] = {
     VERIFICATION: "plasticity verify DIR",
     COMPARISON: "plasticity report DIR",
     COMPARISON_WINDOWS: "plasticity report DIR",
+    COMPARISON_FREQUENCY: "plasticity report DIR",
     TRAJECTORIES: "plasticity verify DIR",
 }
 
@@ -70,6 +72,7 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     ),
     COMPARISON: ("canonical", "term_jaccard", "coef_distance", "behaviour_distance", "closest"),
     COMPARISON_WINDOWS: ("rule", "protocol", "dt_ms", "dw", "dw_normalized"),
+    COMPARISON_FREQUENCY: ("rule", "freq_hz", "lag_ms", "dw"),
 }
 
 _NUMERIC_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -78,6 +81,7 @@ _NUMERIC_COLUMNS: dict[str, tuple[str, ...]] = {
     VERIFICATION: ("objective_mean", "objective_ci_low", "objective_ci_high", "relative_to_neural"),
     COMPARISON: ("term_jaccard", "coef_distance", "behaviour_distance"),
     COMPARISON_WINDOWS: ("dt_ms", "dw", "dw_normalized"),
+    COMPARISON_FREQUENCY: ("freq_hz", "lag_ms", "dw"),
 }
 
 _NONEMPTY_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -86,6 +90,7 @@ _NONEMPTY_COLUMNS: dict[str, tuple[str, ...]] = {
     VERIFICATION: ("rule",),
     COMPARISON: ("canonical",),
     COMPARISON_WINDOWS: ("rule",),
+    COMPARISON_FREQUENCY: ("rule", "freq_hz", "lag_ms"),
 }
 
 #: The kinds of rule a row of ``verification.csv`` may describe.
@@ -426,13 +431,17 @@ _COMPARISON_TEXT = ("canonical", "network", "canonical_equation", "canonical_lat
                     "shared_terms", "missing_terms", "extra_terms", "coefficients_equation",
                     "coefficients_canonical", "behaviour", "behaviour_note")
 
+#: Numeric columns of ``comparison.csv`` that older files may lack (checked when present).
+_COMPARISON_OPTIONAL_NUMERIC = ("frequency_distance",)
+
 
 def read_comparison(run_dir: str | os.PathLike) -> pd.DataFrame | None:
     """Read ``comparison.csv``: the selected equation against each canonical rule.
 
     Written by :func:`analysis.compare.run` (``plasticity report DIR``); columns in
     :data:`analysis.compare.COLUMNS` (``canonical, term_jaccard, coef_distance,
-    behaviour_distance, closest`` required).
+    behaviour_distance, closest`` required; ``frequency_distance``, when present,
+    must hold numbers).
 
     Args:
       run_dir: the run directory.
@@ -458,6 +467,18 @@ def read_comparison(run_dir: str | os.PathLike) -> pd.DataFrame | None:
             )
         closest.append(b)
     df["closest"] = pd.Series(closest, index=df.index, dtype=bool)
+    for col in _COMPARISON_OPTIONAL_NUMERIC:
+        if col not in df.columns:
+            continue
+        values = pd.to_numeric(df[col], errors="coerce")
+        bad = values.isna() & df[col].notna()
+        if bad.any():
+            row = int(bad.to_numpy().nonzero()[0][0])
+            raise RunDirectoryError(
+                f"{path}: column {col!r} must hold numbers, but row {row + 1} holds "
+                f"{df[col].iloc[row]!r}; {_regenerate(COMPARISON)}"
+            )
+        df[col] = values.astype(float)
     for col in _COMPARISON_TEXT:
         if col in df.columns:  # an all-empty column is read as float NaN
             df[col] = df[col].astype(object).where(df[col].notna(), "").astype(str)
@@ -478,6 +499,20 @@ def read_comparison_windows(run_dir: str | os.PathLike) -> pd.DataFrame | None:
     if df is not None:
         df["rule"] = df["rule"].astype(str)
         df["protocol"] = df["protocol"].fillna("").astype(str)
+    return df
+
+
+def read_comparison_frequency(run_dir: str | os.PathLike) -> pd.DataFrame | None:
+    """Read ``comparison_frequency.csv`` (``rule, freq_hz, lag_ms, dw``), or ``None``.
+
+    Written by :func:`analysis.compare.run` for spiking rules: ``dw`` after repeated
+    pre/post pairings at each pairing frequency (Hz) and lag ``t_post - t_pre`` (ms), for
+    the selected equation (``rule == "equation"``), the neural rule (``"neural"``), the
+    teacher (``"teacher"``) and each canonical rule (its name).
+    """
+    df = _read_csv(run_dir, COMPARISON_FREQUENCY)
+    if df is not None:
+        df["rule"] = df["rule"].astype(str)
     return df
 
 

@@ -32,12 +32,14 @@ TRIPLET_TAUS = {"tau_pre": 16.8, "tau_post": 33.7, "tau_pre_slow": 101.0, "tau_p
 
 
 def make_run(root: Path, name: str, network: str, selected: str, others: tuple[str, ...] = ("0.01*x*y",),
-             timescales: dict[str, float] | None = None, task: str = "imitate") -> Path:
+             timescales: dict[str, float] | None = None, task: str = "imitate", teacher: str | None = None) -> Path:
     """A run directory with a front of equations (``selected`` last and selected),
-    verification rows for them, and optionally ``rule/rule.json`` with trace time constants."""
+    verification rows for them, optionally ``rule/rule.json`` with trace time constants
+    and a ``[task.teacher]`` (a canonical rule name) in ``config.toml``."""
     d = root / name
     d.mkdir(parents=True)
-    (d / "config.toml").write_text(f'[task]\nname = "{task}"\n\n[network]\nkind = "{network}"\n')
+    teacher_toml = f'\n[task.teacher]\nrule = "{teacher}"\n\n[task.teacher.params]\n' if teacher else ""
+    (d / "config.toml").write_text(f'[task]\nname = "{task}"\n{teacher_toml}\n[network]\nkind = "{network}"\n')
     (d / "manifest.json").write_text(json.dumps({"package_version": "0.1.0", "timings_s": {"discover": 1.0}}))
     texts = [*others, selected]
     n = len(texts)
@@ -157,17 +159,23 @@ def test_report_run_rate(tmp_path):
     assert "## Comparison with canonical rules" in md
     assert "Closest canonical rule: **oja**" in md
     assert "(figures/comparison.png)" in md and "alignment with PC1" in md
+    # the pairing protocols are for spiking rules only
+    assert df["frequency_distance"].isna().all()
+    assert not (d / "comparison_frequency.csv").exists() and not (d / "comparison_windows.csv").exists()
+    assert not list((d / "figures").glob("comparison_frequency.*"))
+    assert "frequency distance" not in md
 
 
 @pytest.mark.parametrize(
-    "name, equation, timescales, closest, other",
+    "name, equation, timescales, closest, other, teacher",
     [
-        ("pair", PAIR_EQ, None, "stdp_pair", "stdp_triplet"),
-        ("triplet", TRIPLET_EQ, TRIPLET_TAUS, "stdp_triplet", "stdp_pair"),
+        ("pair", PAIR_EQ, None, "stdp_pair", "stdp_triplet", None),
+        ("triplet", TRIPLET_EQ, TRIPLET_TAUS, "stdp_triplet", "stdp_pair", "stdp_triplet"),
     ],
 )
-def test_report_run_spiking(tmp_path, name, equation, timescales, closest, other):
-    d = make_run(tmp_path, name, "lif", equation, others=("0.01*s_post*tr_pre",), timescales=timescales)
+def test_report_run_spiking(tmp_path, name, equation, timescales, closest, other, teacher):
+    d = make_run(tmp_path, name, "lif", equation, others=("0.01*s_post*tr_pre",), timescales=timescales,
+                 teacher=teacher)
     report.run(d)
     df = rundir.read_comparison(d).set_index("canonical")
     assert df.index[df["closest"]].tolist() == [closest]
@@ -183,6 +191,28 @@ def test_report_run_spiking(tmp_path, name, equation, timescales, closest, other
     assert f"Closest canonical rule: **{closest}**" in md and "(figures/comparison_window.png)" in md
     note = "default trace time constants"
     assert (note in md) == (timescales is None)
+    # the pairing-frequency protocol (Sjöström et al. 2001) agrees with the equation level too
+    assert df["frequency_distance"].idxmin() == closest
+    assert df.loc[closest, "frequency_distance"] < 0.05 < df.loc[other, "frequency_distance"]
+    freq = rundir.read_comparison_frequency(d)
+    assert list(freq.columns) == ["rule", "freq_hz", "lag_ms", "dw"]
+    rules = {"equation", "stdp_pair", "stdp_triplet"} | ({"teacher"} if teacher else set())
+    assert set(freq["rule"]) == rules and freq["rule"].iloc[0] == "equation"
+    for _, part in freq.groupby("rule"):
+        assert sorted(part["freq_hz"].unique()) == [1.0, 5.0, 10.0, 20.0, 30.0, 40.0, 50.0]
+        assert sorted(part["lag_ms"].unique()) == [-10.0, 10.0] and len(part) == 14
+        assert np.isfinite(part["dw"]).all()
+    curve = freq.set_index(["rule", "freq_hz", "lag_ms"])["dw"]
+    # pair STDP: +10 ms potentiation falls with the frequency; triplet STDP: it rises (Pfister & Gerstner 2006)
+    assert curve["stdp_pair", 50.0, 10.0] < curve["stdp_pair", 1.0, 10.0]
+    assert curve["stdp_triplet", 50.0, 10.0] > curve["stdp_triplet", 1.0, 10.0] + 0.5
+    if teacher:  # a canonical teacher at its published parameters is that canonical rule
+        assert curve["teacher"].to_numpy() == pytest.approx(curve[teacher].to_numpy())
+    for ext, magic in (("png", b"\x89PNG"), ("pdf", b"%PDF")):
+        assert (d / "figures" / f"comparison_frequency.{ext}").read_bytes().startswith(magic)
+    assert "(figures/comparison_frequency.png)" in md and "Weight change against pairing frequency" in md
+    assert "frequency distance" in md and "`comparison_frequency.csv`" in md
+    assert "No trained neural rule" in md  # the hand-made run has no rule/params.npz
 
 
 # --------------------------------------------------------------------------- when it cannot run
@@ -241,6 +271,7 @@ def test_missing_protocols_module_skips_the_window_with_a_note(tmp_path, monkeyp
     assert df["behaviour_distance"].isna().all()
     assert "STDP window comparison skipped" in (d / "report.md").read_text()
     assert not (d / "comparison_windows.csv").exists()
+    assert not (d / "comparison_frequency.csv").exists() and df["frequency_distance"].isna().all()
 
 
 def test_unexpected_error_in_compare_still_gives_a_report(tmp_path, monkeypatch):
@@ -259,6 +290,93 @@ def test_malformed_comparison_csv_names_the_file(tmp_path):
                   "behaviour_distance": [0.1], "closest": ["maybe"]}).to_csv(d / "comparison.csv", index=False)
     with pytest.raises(rundir.RunDirectoryError, match=r"comparison\.csv: column 'closest'.*plasticity report DIR"):
         rundir.read_comparison(d)
+
+
+# --------------------------------------------------------------------------- pairing frequency
+
+
+def _curve(dw_plus, dw_minus, freqs=(1.0, 20.0, 50.0)):
+    rows = [(f, lag, d) for f, p, m in zip(freqs, dw_plus, dw_minus) for lag, d in ((10.0, p), (-10.0, m))]
+    return pd.DataFrame(rows, columns=["freq_hz", "lag_ms", "dw"])
+
+
+def test_frequency_distance_normalizes_each_curve_by_its_own_max():
+    a = _curve([0.1, 0.2, 0.4], [-0.2, -0.1, 0.0])
+    assert compare.frequency_distance(a, a) == 0.0
+    assert compare.frequency_distance(a, a.assign(dw=a["dw"] * 7.5)) == pytest.approx(0.0)  # a learning rate
+    assert compare.frequency_distance(a, a.assign(dw=-a["dw"])) == pytest.approx(2 * math.sqrt(
+        np.mean((a["dw"] / 0.4) ** 2)))
+    assert compare.frequency_distance(a, a.iloc[::-1]) == 0.0  # row order does not matter
+    b = _curve([0.0, 0.0, 0.0], [0.0, 0.0, 0.0])
+    assert compare.frequency_distance(b, b) == 0.0
+    assert math.isnan(compare.frequency_distance(a, a.iloc[:4]))  # different points
+    assert math.isnan(compare.frequency_distance(a, a.assign(dw=np.nan)))  # a diverged rule
+
+
+def test_frequency_curves_of_the_neural_rule_and_a_custom_teacher(tmp_path):
+    from discover.build import rule_spec
+    from discover.io import save_pytree
+    from discover.rules import SymbolicRule
+
+    d = make_run(tmp_path, "pair", "lif", PAIR_EQ, others=("0.01*s_post*tr_pre",))
+    # a trained "neural" rule (a symbolic stand-in that load_rule reads like any other) and a teacher
+    # given as an equation with its own parameters
+    neural = SymbolicRule.from_string(PAIR_EQ, {}, label="neural")
+    (d / "rule").mkdir()
+    (d / "rule" / "rule.json").write_text(json.dumps(rule_spec(neural)))
+    import jax
+
+    save_pytree(d / "rule" / "params.npz", neural.init(jax.random.key(0)))
+    text = (d / "config.toml").read_text().replace(
+        "[network]", '[task.teacher]\nrule = "a*s_post*tr_pre - b*s_pre*tr_post"\n\n'
+                     "[task.teacher.params]\na = 0.02\nb = 0.021\n\n[network]")
+    (d / "config.toml").write_text(text)
+    result = compare.run(d)
+    freq = rundir.read_comparison_frequency(d)
+    assert freq["rule"].drop_duplicates().tolist() == ["equation", "neural", "teacher", "stdp_pair", "stdp_triplet"]
+    curve = freq.set_index(["rule", "freq_hz", "lag_ms"])["dw"]
+    assert curve["neural"].to_numpy() == pytest.approx(curve["equation"].to_numpy())
+    # the teacher is pair STDP at twice the published amplitudes (additive: twice its dw)
+    assert curve["teacher"].to_numpy() == pytest.approx(2 * curve["stdp_pair"].to_numpy(), rel=1e-3)  # float32
+    assert not any("neural rule" in n for n in result.notes)
+    assert (d / "comparison_frequency.csv") in result.paths
+
+
+def test_failed_frequency_protocol_keeps_the_windows(tmp_path, monkeypatch):
+    def boom(*a, **k):
+        raise RuntimeError("frequency exploded")
+
+    monkeypatch.setattr(compare, "frequency_behaviour", boom)
+    d = make_run(tmp_path, "pair", "lif", PAIR_EQ, others=("0.01*s_post*tr_pre",))
+    (d / "comparison_frequency.csv").write_text("rule,freq_hz,lag_ms,dw\nequation,1,10,0.1\n")  # stale
+    report.run(d)
+    df = rundir.read_comparison(d)
+    assert df["frequency_distance"].isna().all() and df["behaviour_distance"].notna().all()
+    assert (d / "comparison_windows.csv").is_file()
+    assert not (d / "comparison_frequency.csv").exists()
+    assert not (d / "figures" / "comparison_frequency.png").exists()
+    assert "Pairing-frequency protocol failed: RuntimeError: frequency exploded" in (d / "report.md").read_text()
+
+
+def test_stale_frequency_outputs_are_removed_when_the_run_becomes_a_rate_run(tmp_path):
+    d = make_run(tmp_path, "r", "lif", PAIR_EQ, others=("0.01*s_post*tr_pre",))
+    report.run(d)
+    assert (d / "comparison_frequency.csv").is_file() and (d / "figures" / "comparison_frequency.pdf").is_file()
+    (d / "config.toml").write_text('[task]\nname = "oja_pca"\n\n[network]\nkind = "rate"\n')
+    eqs = pd.read_csv(d / "equations.csv")
+    eqs.loc[eqs["selected"], ["sympy", "equation"]] = [OJA_EQ, OJA_EQ]
+    eqs.to_csv(d / "equations.csv", index=False)
+    report.run(d)
+    assert rundir.read_comparison(d).loc[lambda t: t["closest"], "canonical"].tolist() == ["oja"]
+    for p in ("comparison_frequency.csv", "comparison_windows.csv", "figures/comparison_frequency.png",
+              "figures/comparison_frequency.pdf", "figures/comparison_window.png"):
+        assert not (d / p).exists(), p
+    assert "comparison_frequency" not in (d / "report.md").read_text()
+    # and when the comparison cannot run at all
+    for p in ("comparison_frequency.csv", "figures/comparison_frequency.png", "figures/comparison_frequency.pdf"):
+        (d / p).write_text("stale")
+    compare.remove_outputs(d)
+    assert not (d / "comparison_frequency.csv").exists() and not list((d / "figures").glob("comparison*"))
 
 
 # --------------------------------------------------------------------------- several runs

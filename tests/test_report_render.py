@@ -95,8 +95,8 @@ def test_every_img_is_an_inline_valid_png(rendered):
 
     page = (rendered / "report.html").read_text()
     sources = _img_sources(page)
-    # meta-loss, front, verification, comparison, pairing windows + the typeset equation
-    assert len(sources) == 6
+    # meta-loss, front, verification, comparison, pairing windows, frequency + the typeset equation
+    assert len(sources) == 7
     assert page.count("<img") == len(sources)
     for src in sources:
         assert src.startswith("data:image/png;base64,"), src[:60]
@@ -153,7 +153,7 @@ def test_chromium_decodes_and_displays_every_figure(rendered, tmp_path):
     found = re.search(r"@@probe@@(.*?)@@probe@@", out.stdout)
     assert found, (out.stdout[-1000:], out.stderr[-2000:])
     images = json.loads(found.group(1))
-    assert len(images) == len(_img_sources(page)) == 6
+    assert len(images) == len(_img_sources(page)) == 7
     for im in images:
         assert im["ok"] and im["w"] > 50 and im["h"] > 20, im
         assert im["shown"] > 50, im  # laid out with a visible width

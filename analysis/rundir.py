@@ -340,6 +340,20 @@ def parse_coefficients(text: Any) -> dict[str, dict[str, float]]:
     return out
 
 
+def _bool_column(df: pd.DataFrame, col: str, path: Path, name: str) -> None:
+    """Parse ``df[col]`` as booleans in place, or raise naming the row and the fix."""
+    values = []
+    for i, v in enumerate(df[col]):
+        b = _parse_bool(v)
+        if b is None:
+            raise RunDirectoryError(
+                f"{path}: column '{col}' must hold True or False, but row {i + 1} holds "
+                f"{v!r}; {_regenerate(name)}"
+            )
+        values.append(b)
+    df[col] = pd.Series(values, index=df.index, dtype=bool)
+
+
 def read_equations(run_dir: str | os.PathLike) -> pd.DataFrame | None:
     """Read ``equations.csv``, the Pareto front of distilled equations.
 
@@ -362,16 +376,7 @@ def read_equations(run_dir: str | os.PathLike) -> pd.DataFrame | None:
     if df is None:
         return None
     path = Path(run_dir) / EQUATIONS
-    selected = []
-    for i, v in enumerate(df["selected"]):
-        b = _parse_bool(v)
-        if b is None:
-            raise RunDirectoryError(
-                f"{path}: column 'selected' must hold True or False, but row {i + 1} holds "
-                f"{v!r}; {_regenerate(EQUATIONS)}"
-            )
-        selected.append(b)
-    df["selected"] = pd.Series(selected, index=df.index, dtype=bool)
+    _bool_column(df, "selected", path, EQUATIONS)
     if int(df["selected"].sum()) != 1:
         raise RunDirectoryError(
             f"{path}: column 'selected' must be True on exactly one row, found "
@@ -457,16 +462,7 @@ def read_comparison(run_dir: str | os.PathLike) -> pd.DataFrame | None:
     if df is None:
         return None
     path = Path(run_dir) / COMPARISON
-    closest = []
-    for i, v in enumerate(df["closest"]):
-        b = _parse_bool(v)
-        if b is None:
-            raise RunDirectoryError(
-                f"{path}: column 'closest' must hold True or False, but row {i + 1} holds "
-                f"{v!r}; {_regenerate(COMPARISON)}"
-            )
-        closest.append(b)
-    df["closest"] = pd.Series(closest, index=df.index, dtype=bool)
+    _bool_column(df, "closest", path, COMPARISON)
     for col in _COMPARISON_OPTIONAL_NUMERIC:
         if col not in df.columns:
             continue

@@ -36,6 +36,26 @@ def run_pipeline(cfg_dict, tmp_path):
     return coefs, rel, ver
 
 
+def assert_report_compiles(run_dir, closest):
+    """The real run's report: tables compile in pdflatex without overfull boxes, and the
+    comparison names the expected canonical rule as closest (issue: publishable reports)."""
+    import shutil
+    import subprocess
+
+    from analysis import report
+
+    report.run(run_dir)
+    comp = pd.read_csv(run_dir / "comparison.csv")
+    assert comp.loc[comp["closest"].astype(bool), "canonical"].tolist() == [closest]
+    if shutil.which("pdflatex") is None:
+        return
+    out = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "preview.tex"],
+                         cwd=run_dir / "tables", capture_output=True, text=True, timeout=180)
+    log = (run_dir / "tables" / "preview.log").read_text(errors="replace")
+    assert out.returncode == 0, out.stdout[-2000:]
+    assert "Overfull \\hbox" not in log
+
+
 def assert_terms(coefs, expected, rtol):
     """Exactly the expected terms, each coefficient within ``rtol``."""
     assert set(coefs) == set(expected), f"terms {set(coefs)} != {set(expected)}"
@@ -104,6 +124,7 @@ def test_imitate_pair_stdp_open_loop_mlp(tmp_path):
     ratio = -coefs[sp * to] / coefs[so * tp]
     assert ratio == pytest.approx(1.05, rel=0.10)
     assert rel >= 0.95
+    assert_report_compiles(tmp_path, "stdp_pair")
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -125,3 +146,5 @@ def test_default_demo_rediscovers_oja(tmp_path, seed):
     assert ver.loc[f"eq{sel['id']}", "relative_to_neural"] >= 0.95
     for name in ("report.md", "report.html", "tables/equations.tex", "figures/meta_loss.png", "manifest.json"):
         assert (tmp_path / name).exists(), name
+    if seed == 0:
+        assert_report_compiles(tmp_path, "oja")

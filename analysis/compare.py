@@ -41,14 +41,38 @@ larger :math:`J`, then smaller behaviour distance).
   known covariance, the same inputs and initial weights for every rule; after
   ``steps`` steps the alignment ``|cos(w, PC1)|`` and the norm ``|w|`` are recorded, and
   :math:`d_\mathrm{beh} = \sqrt{\Delta a^2 + (\Delta |w| / \max |w|)^2}` (``inf`` if
-  exactly one of the two rules made the weights diverge).
+  exactly one of the two rules made the weights diverge); and a BCM check
+  (:class:`BCMCheck`, :func:`bcm_metrics`) of threshold behaviour and selectivity:
+
+  * threshold: ``dw`` evaluated directly from the rule (its compiled function, no
+    simulation) at ``x = 1``, ``theta = 1``, ``w = 0.5`` (means 0) on a grid
+    ``y`` in [0, 2]; ``threshold_y`` is the first ``y`` where ``dw`` turns from
+    depression to potentiation (linear interpolation; BCM: ``y = theta = 1``; NaN if
+    there is no such crossing, e.g. Oja, whose ``dw`` turns from potentiation to
+    depression at ``y = 1/w``);
+  * selectivity: one linear neuron with ``w >= 0`` (clipped at 0), the patterns
+    ``A = [1, 0.2]`` and ``B = [0.2, 1]`` presented in a random order (seeded, the same
+    for every rule), ``steps`` steps of the rule with the RateNetwork's ``theta`` trace
+    from ``w = [0.5, 0.5]``; ``selectivity = |r_A - r_B| / (r_A + r_B)`` of the final
+    responses, divided by its largest possible value (a neuron that keeps one weight only,
+    ``(1 - 0.2) / (1 + 0.2)``), so 1 is fully selective (BCM) and 0 not at all (Oja,
+    Hebb with decay); 0 if both responses are 0, NaN if the weights diverged.
+
+  For rate rules the behaviour distance averages the three parts:
+  :math:`d_\mathrm{beh} = (d_\mathrm{Oja} + |\Delta s| + d_\theta) / 3`, with
+  :math:`d_\theta = |\Delta y_\theta| / 2` (the grid width) when both rules have a
+  threshold, 1 when exactly one has, 0 when neither has (:func:`rate_distance`; a NaN
+  part is left out of the mean, an ``inf`` one makes it ``inf``). The equation's
+  ``selectivity`` and ``threshold_y`` and the canonical rules' ``selectivity_canonical``
+  and ``threshold_y_canonical`` are columns of ``comparison.csv``.
 
 :func:`run` writes ``comparison.csv`` (one row per canonical rule). jax, discover and
 distill are imported inside the functions, so ``import analysis`` stays light.
 
 References:
   Oja 1982, J. Math. Biol. 15:267; Song, Miller & Abbott 2000, Nat. Neurosci. 3:919;
-  Pfister & Gerstner 2006, J. Neurosci. 26:9673.
+  Pfister & Gerstner 2006, J. Neurosci. 26:9673; Bienenstock, Cooper & Munro 1982,
+  J. Neurosci. 2:32 (selectivity, sliding threshold).
 """
 
 from __future__ import annotations
@@ -94,6 +118,10 @@ COLUMNS: tuple[str, ...] = (
     "pc1_alignment_canonical",
     "weight_norm_equation",
     "weight_norm_canonical",
+    "selectivity",
+    "selectivity_canonical",
+    "threshold_y",
+    "threshold_y_canonical",
     "behaviour_note",
     "closest",
 )
@@ -259,6 +287,10 @@ def equation_comparison(equation: str, network: str) -> pd.DataFrame:
             "pc1_alignment_canonical": math.nan,
             "weight_norm_equation": math.nan,
             "weight_norm_canonical": math.nan,
+            "selectivity": math.nan,
+            "selectivity_canonical": math.nan,
+            "threshold_y": math.nan,
+            "threshold_y_canonical": math.nan,
             "behaviour_note": "",
             "closest": False,
         })
@@ -536,6 +568,132 @@ def oja_behaviour(equation: str, names: Sequence[str], timescales: Mapping[str, 
     return oja_metrics(rule, check), {n: _canonical_oja(n, check) for n in names}
 
 
+@dataclass(frozen=True)
+class BCMCheck:
+    """Settings of the BCM check (module docstring): threshold grid and selectivity run."""
+
+    y_max: float = 2.0
+    points: int = 201
+    w: float = 0.5
+    pattern_a: tuple[float, float] = (1.0, 0.2)
+    pattern_b: tuple[float, float] = (0.2, 1.0)
+    steps: int = 3000
+    w0: float = 0.5
+    seed: int = 0
+
+    def grid(self) -> np.ndarray:
+        return np.linspace(0.0, self.y_max, self.points)
+
+    def patterns(self) -> np.ndarray:
+        return np.asarray([self.pattern_a, self.pattern_b], np.float64)
+
+    def data(self) -> np.ndarray:
+        """``X [steps, 2]``: the patterns in a seeded random order."""
+        idx = np.random.default_rng(self.seed).integers(0, 2, self.steps)
+        return self.patterns()[idx]
+
+    def max_selectivity(self) -> float:
+        """Selectivity of a neuron that keeps the weight of its stronger input only."""
+        p = self.patterns()
+        r = p[:, int(np.argmax(p[0] - p[1]))]
+        return float(abs(r[0] - r[1]) / (r[0] + r[1]))
+
+
+def threshold_crossing(y: np.ndarray, dw: np.ndarray) -> float:
+    """First ``y`` where ``dw`` turns from negative to positive (NaN if it never does).
+
+    Values within ``1e-6`` of the largest ``|dw|`` count as 0. Between a negative and a
+    positive grid point the crossing is interpolated linearly; if zeros lie between
+    them, it is the middle of those zeros (BCM on a grid through ``y = theta``).
+    """
+    y, dw = np.asarray(y, np.float64), np.asarray(dw, np.float64)
+    if not (len(dw) and np.all(np.isfinite(dw))):
+        return math.nan
+    tol = 1e-6 * float(np.max(np.abs(dw)))
+    nonzero = np.flatnonzero(np.abs(dw) > tol)
+    for i, j in zip(nonzero[:-1], nonzero[1:]):
+        if dw[i] < 0 < dw[j]:
+            if j > i + 1:
+                return float(np.mean(y[i + 1:j]))
+            return float(y[i] - dw[i] * (y[j] - y[i]) / (dw[j] - dw[i]))
+    return math.nan
+
+
+def bcm_metrics(rule, check: BCMCheck = BCMCheck()) -> tuple[float, float]:
+    """``(selectivity, threshold_y)`` of ``rule`` (module docstring)."""
+    import jax
+    import jax.numpy as jnp
+
+    from discover.networks import RateNetwork
+
+    params = rule.init(jax.random.key(0))
+    # threshold: dw on the y grid, one postsynaptic unit per grid point
+    y = check.grid()
+    g = len(y)
+    f32 = functools.partial(jnp.asarray, dtype=jnp.float32)
+    local = {"x": f32(np.ones((1, 1))), "y": f32(y[:, None]), "w": f32(np.full((g, 1), check.w)),
+             "theta": f32(np.ones((g, 1))), "x_mean": f32(np.zeros((1, 1))), "y_mean": f32(np.zeros((g, 1))),
+             "m": f32(0.0)}
+    dw = np.broadcast_to(np.asarray(rule(params, local), np.float64), (g, 1))[:, 0]
+    threshold = threshold_crossing(y, dw)
+    # selectivity: two patterns, w >= 0
+    net = RateNetwork(n_pre=2, n_post=1, activation="linear", w_min=0.0)
+
+    @jax.jit
+    def final(params, X):
+        def body(state, x):
+            return net.step(rule, params, state, {"x": x})[0], None
+
+        state, _ = jax.lax.scan(body, net.init_state(jnp.full((1, 2), check.w0, jnp.float32)), X)
+        return state["W"]
+
+    w = np.asarray(final(params, f32(check.data())), np.float64)[0]
+    r = check.patterns() @ w
+    if not np.all(np.isfinite(r)):
+        return math.nan, threshold
+    total = float(r.sum())
+    sel = abs(float(r[0] - r[1])) / total / check.max_selectivity() if total > 0 else 0.0
+    return sel, threshold
+
+
+@functools.lru_cache(maxsize=32)
+def _canonical_bcm(name: str, check: BCMCheck) -> tuple[float, float]:
+    from discover.rules import canonical_rule
+
+    return bcm_metrics(canonical_rule(name), check)
+
+
+def threshold_distance(a: float, b: float, check: BCMCheck = BCMCheck()) -> float:
+    """``|a - b| / y_max`` if both thresholds exist, 1 if exactly one does, 0 if neither."""
+    fa, fb = math.isfinite(a), math.isfinite(b)
+    if fa and fb:
+        return min(abs(a - b) / check.y_max, 1.0)
+    return 1.0 if fa != fb else 0.0
+
+
+def rate_distance(oja: float, a: tuple[float, float], b: tuple[float, float], check: BCMCheck = BCMCheck()) -> float:
+    r"""Rate behaviour distance: mean of the Oja-check distance, ``|Δselectivity|`` and the threshold distance.
+
+    ``a``, ``b`` are ``(selectivity, threshold_y)`` (:func:`bcm_metrics`). A NaN part is
+    left out of the mean (NaN if all are); an ``inf`` part makes the distance ``inf``.
+    A selectivity that is NaN on exactly one side (diverged) counts 1.
+    """
+    sa, sb = a[0], b[0]
+    ds = abs(sa - sb) if math.isfinite(sa) and math.isfinite(sb) else (1.0 if math.isfinite(sa) != math.isfinite(sb)
+                                                                       else math.nan)
+    parts = [p for p in (oja, ds, threshold_distance(a[1], b[1], check)) if not math.isnan(p)]
+    return float(np.mean(parts)) if parts else math.nan
+
+
+def bcm_behaviour(equation: str, names: Sequence[str], timescales: Mapping[str, float] | None = None,
+                  check: BCMCheck = BCMCheck()) -> tuple[tuple[float, float], dict[str, tuple[float, float]]]:
+    """BCM-check metrics ``(selectivity, threshold_y)`` of ``equation`` and of each canonical rule in ``names``."""
+    from discover.rules import SymbolicRule
+
+    rule = SymbolicRule.from_string(str(equation), {}, timescales=dict(timescales or {}), label="equation")
+    return bcm_metrics(rule, check), {n: _canonical_bcm(n, check) for n in names}
+
+
 # ----------------------------------------------------------------------------- one equation
 
 
@@ -561,7 +719,8 @@ class Comparison:
 
 def compare_equation(equation: str, network: str | None = None, timescales: Mapping[str, float] | None = None,
                      behaviour: bool = True, check: OjaCheck = OjaCheck(),
-                     frequency: FrequencyProtocol | None = FREQUENCY_PROTOCOL) -> Comparison:
+                     frequency: FrequencyProtocol | None = FREQUENCY_PROTOCOL,
+                     bcm: BCMCheck | None = BCMCheck()) -> Comparison:
     """Compare one equation with the canonical rules of its network kind, at both levels.
 
     Args:
@@ -572,6 +731,8 @@ def compare_equation(equation: str, network: str | None = None, timescales: Mapp
       check: settings of the Oja check (rate rules).
       frequency: settings of the pairing-frequency protocol (spiking rules); ``None``
         skips it.
+      bcm: settings of the BCM check (rate rules that read ``theta``, or compared with
+        ``bcm``); ``None`` skips it (then the behaviour distance is the Oja check's).
 
     Returns:
       A :class:`Comparison`; a behaviour check that cannot run leaves NaN distances and
@@ -628,7 +789,19 @@ def compare_equation(equation: str, network: str | None = None, timescales: Mapp
         table["weight_norm_equation"] = eq_m[1]
         table["pc1_alignment_canonical"] = [can_m[n][0] for n in names]
         table["weight_norm_canonical"] = [can_m[n][1] for n in names]
-        table["behaviour_distance"] = [oja_distance(eq_m, can_m[n]) for n in names]
+        oja_d = [oja_distance(eq_m, can_m[n]) for n in names]
+        table["behaviour_distance"] = oja_d
+        if bcm is not None and ("theta" in {s.name for s in expr.free_symbols} or "bcm" in names):
+            try:
+                eq_b, can_b = bcm_behaviour(equation, names, timescales, bcm)
+            except Exception as e:
+                notes.append(f"BCM behaviour check failed: {type(e).__name__}: {e}")
+            else:
+                table["selectivity"] = eq_b[0]
+                table["threshold_y"] = eq_b[1]
+                table["selectivity_canonical"] = [can_b[n][0] for n in names]
+                table["threshold_y_canonical"] = [can_b[n][1] for n in names]
+                table["behaviour_distance"] = [rate_distance(d, eq_b, can_b[n], bcm) for d, n in zip(oja_d, names)]
         diverged = [n for n in names if not math.isfinite(can_m[n][1])]
         if not math.isfinite(eq_m[1]):
             diverged.insert(0, "the equation")
@@ -943,4 +1116,5 @@ __all__ = ["COLUMNS", "Comparison", "CompareUnavailable", "OjaCheck", "PAIRING_P
            "run_frequency_curves", "normalized_coefficients",
            "term_jaccard", "coefficient_distance", "equation_comparison", "mark_closest", "compare_equation",
            "compare_run", "run", "runs_table", "compare_runs", "stdp_behaviour", "oja_behaviour", "oja_metrics",
-           "window_distance", "oja_distance"]
+           "window_distance", "oja_distance", "BCMCheck", "bcm_metrics", "bcm_behaviour", "threshold_crossing",
+           "threshold_distance", "rate_distance"]

@@ -139,6 +139,42 @@ def test_oja_check_oja_converges_to_unit_norm_pc1():
     assert math.isnan(compare.oja_distance((math.nan, math.inf), (math.nan, math.inf)))
 
 
+BCM_EQ = "0.01*x*y**2 - 0.01*x*y*theta"
+
+
+def test_threshold_crossing_and_rate_distance():
+    y = np.linspace(0.0, 2.0, 201)
+    assert compare.threshold_crossing(y, y * (y - 1.0)) == pytest.approx(1.0)  # BCM, grid through theta
+    assert compare.threshold_crossing(y, y * (y - 0.55)) == pytest.approx(0.55)  # interpolated
+    assert math.isnan(compare.threshold_crossing(y, y - y**2))  # Oja-like: potentiation, then depression
+    assert math.isnan(compare.threshold_crossing(y, y * np.nan))
+    assert compare.threshold_distance(1.0, 0.5) == pytest.approx(0.25)
+    assert compare.threshold_distance(1.0, math.nan) == 1.0 and compare.threshold_distance(math.nan, math.nan) == 0.0
+    assert compare.rate_distance(0.3, (1.0, 1.0), (0.4, 0.5)) == pytest.approx((0.3 + 0.6 + 0.25) / 3)
+    assert compare.rate_distance(math.nan, (1.0, math.nan), (1.0, math.nan)) == 0.0
+    assert compare.rate_distance(math.inf, (1.0, 1.0), (1.0, 1.0)) == math.inf
+
+
+@pytest.mark.parametrize("equation, closest", [(BCM_EQ, "bcm"), (OJA_EQ, "oja")])
+def test_bcm_check_threshold_and_selectivity(equation, closest):
+    result = compare.compare_equation(equation, "rate")
+    df = result.table.set_index("canonical")
+    assert result.closest == closest and not result.notes
+    # closest by behaviour too: the smallest behaviour distance
+    assert df["behaviour_distance"].idxmin() == closest
+    assert (df.drop(index=closest)["behaviour_distance"] > 0.5).all()
+    assert df.loc["bcm", "threshold_y_canonical"] == pytest.approx(1.0)  # depression below theta, potentiation above
+    assert math.isnan(df.loc["oja", "threshold_y_canonical"])
+    assert df.loc["bcm", "selectivity_canonical"] > 0.9  # BCM picks one pattern
+    assert df.loc["oja", "selectivity_canonical"] < 0.3 and df.loc["hebb_decay", "selectivity_canonical"] < 0.3
+    if closest == "bcm":
+        assert np.allclose(df["threshold_y"], 1.0) and (df["selectivity"] > 0.9).all()
+        assert df.loc["bcm", "behaviour_distance"] < 0.05
+    else:
+        assert df["threshold_y"].isna().all() and (df["selectivity"] < 0.3).all()
+        assert df.loc["oja", "behaviour_distance"] < 0.1
+
+
 def test_report_run_rate(tmp_path):
     d = make_run(tmp_path, "oja_run", "rate", OJA_EQ, task="oja_pca")
     report.run(d)
@@ -152,6 +188,10 @@ def test_report_run_rate(tmp_path):
     # behaviourally, the discovered rule is Oja too: the smallest behaviour distance
     assert df["behaviour_distance"].idxmin() == df.index[df["canonical"] == "oja"][0]
     assert oja["behaviour_distance"] < 0.1
+    # the BCM check's numbers are columns of comparison.csv
+    assert {"selectivity", "threshold_y", "selectivity_canonical", "threshold_y_canonical"} <= set(df.columns)
+    assert df["threshold_y"].isna().all() and oja["selectivity"] < 0.3
+    assert df.set_index("canonical").loc["bcm", "threshold_y_canonical"] == pytest.approx(1.0)
     tex = (d / "tables" / "comparison.tex").read_text()
     assert r"\textbf{oja}" in tex and r"\begin{tabularx}" in tex
     assert r"\input{comparison.tex}" in (d / "tables" / "preview.tex").read_text()

@@ -199,7 +199,7 @@ def _fmt(expr) -> str:
 
     from .simplify import round_expr
 
-    return str(round_expr(expr, 4))
+    return sympy.sstr(round_expr(expr, 4), full_prec=False)
 
 
 __all__ = ["run", "COLUMNS", "write_trajectories"]

@@ -242,15 +242,7 @@ def _read_csv(run_dir: str | os.PathLike, name: str) -> pd.DataFrame | None:
             f"{_regenerate(name)}"
         )
     for col in _NUMERIC_COLUMNS[name]:
-        values = pd.to_numeric(df[col], errors="coerce")
-        bad = values.isna() & df[col].notna()
-        if bad.any():
-            row = int(bad.to_numpy().nonzero()[0][0])
-            raise RunDirectoryError(
-                f"{path}: column {col!r} must hold numbers, but row {row + 1} holds "
-                f"{df[col].iloc[row]!r}; {_regenerate(name)}"
-            )
-        df[col] = values.astype(float)
+        _numeric_column(df, col, path, name)
     for col in _NONEMPTY_COLUMNS[name]:
         empty = df[col].isna()
         if empty.any():
@@ -338,6 +330,19 @@ def parse_coefficients(text: Any) -> dict[str, dict[str, float]]:
         else:
             raise ValueError(f"term {term!r}: expected a number or an object, got {v!r}")
     return out
+
+
+def _numeric_column(df: pd.DataFrame, col: str, path: Path, name: str) -> None:
+    """Parse ``df[col]`` as floats in place (empty cells -> NaN), or raise naming the row."""
+    values = pd.to_numeric(df[col], errors="coerce")
+    bad = values.isna() & df[col].notna()
+    if bad.any():
+        row = int(bad.to_numpy().nonzero()[0][0])
+        raise RunDirectoryError(
+            f"{path}: column {col!r} must hold numbers, but row {row + 1} holds "
+            f"{df[col].iloc[row]!r}; {_regenerate(name)}"
+        )
+    df[col] = values.astype(float)
 
 
 def _bool_column(df: pd.DataFrame, col: str, path: Path, name: str) -> None:
@@ -464,17 +469,8 @@ def read_comparison(run_dir: str | os.PathLike) -> pd.DataFrame | None:
     path = Path(run_dir) / COMPARISON
     _bool_column(df, "closest", path, COMPARISON)
     for col in _COMPARISON_OPTIONAL_NUMERIC:
-        if col not in df.columns:
-            continue
-        values = pd.to_numeric(df[col], errors="coerce")
-        bad = values.isna() & df[col].notna()
-        if bad.any():
-            row = int(bad.to_numpy().nonzero()[0][0])
-            raise RunDirectoryError(
-                f"{path}: column {col!r} must hold numbers, but row {row + 1} holds "
-                f"{df[col].iloc[row]!r}; {_regenerate(COMPARISON)}"
-            )
-        df[col] = values.astype(float)
+        if col in df.columns:
+            _numeric_column(df, col, path, COMPARISON)
     for col in _COMPARISON_TEXT:
         if col in df.columns:  # an all-empty column is read as float NaN
             df[col] = df[col].astype(object).where(df[col].notna(), "").astype(str)

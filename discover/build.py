@@ -80,7 +80,7 @@ def student_inputs(cfg: Config, teacher: Rule | None) -> tuple[str, ...]:
     return tuple(n for n in names_for(kind) if n in names)
 
 
-def _timescales(cfg: Config, teacher: Rule | None) -> dict[str, float]:
+def _timescales(cfg: Config) -> dict[str, float]:
     ts = dict(DEFAULT_TIMESCALES)
     bad = [k for k in cfg.rule.timescales if k not in ts]
     if bad:
@@ -92,7 +92,7 @@ def _timescales(cfg: Config, teacher: Rule | None) -> dict[str, float]:
 def build_student(cfg: Config, task, teacher: Rule | None = None, key=None) -> Rule:
     """The learnable rule; an MLP's input normalization comes from a probe of the task."""
     inputs = student_inputs(cfg, teacher)
-    ts = tuple(_timescales(cfg, teacher).items())
+    ts = tuple(_timescales(cfg).items())
     r = cfg.rule
     if r.kind == "polynomial":
         return PolynomialRule(inputs=inputs, timescales=ts, learn_timescales=r.learn_timescales, degree=r.degree,

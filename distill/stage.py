@@ -155,4 +155,4 @@ def load_equations(run_dir: str | Path) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
-__all__ = ["run", "load_run_config", "load_samples", "load_equations", "load_config"]
+__all__ = ["run", "load_run_config", "load_samples", "load_equations"]

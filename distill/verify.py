@@ -70,8 +70,6 @@ def run(cfg: Config | None, run_dir: str | Path, progress: bool = True) -> pd.Da
 
     def add(name, kind, equation, rule, params):
         scores = episode_scores(task, rule, params, episodes)
-        if not np.all(np.isfinite(scores)):
-            scores = np.where(np.isfinite(scores), scores, -np.inf)
         mean, lo, hi = bootstrap_mean_ci(scores, seed=cfg.verify.seed)
         rows.append({"rule": name, "kind": kind, "equation": equation, "objective_mean": mean,
                      "objective_ci_low": lo, "objective_ci_high": hi})

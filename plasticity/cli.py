@@ -183,7 +183,9 @@ def protocol_rule(spec: str, assignments: list[str] | None):
         rule = make_symbolic_rule(spec, params, label="rule")
     except KeyError as e:
         raise ConfigError(e.args[0]) from None
-    return rule, rule.init(__import__("jax").random.key(0))
+    import jax
+
+    return rule, rule.init(jax.random.key(0))
 
 
 def cmd_protocol(args) -> None:

@@ -1,25 +1,31 @@
 """Time and accuracy of each distillation backend on canonical rules (+5 % noise).
 
-    .venv/bin/python benchmarks/distill_backends.py [--seeds 0 1 2] [--backends sparse operon]
+    .venv/bin/python benchmarks/distill_backends.py [--seeds 0 1 2] [--backends sparse operon] [--rules oja bcm]
 
 The data are the synthetic local-variable samples of ``tests/test_distill_backends.py``
 (rate samples with per-episode input scales; spiking samples with Poisson spikes and
 Pfister & Gerstner traces), ``dw`` from the canonical rule's equation plus Gaussian noise
 of 5 % of its s.d. A rule counts as recovered when the selected equation (policy
 ``best``) has exactly the true terms and every coefficient within 5 %. Prints a markdown
-table: CPU seconds of fit + Pareto front, and recovered seeds.
+table: CPU seconds of fit + Pareto front, recovered seeds, and seeds where some row of the
+front is the true equation (whether or not ``best`` chose it). Writes every fit (time,
+selected equation, front) to ``benchmarks/results/distill_backends.json``.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
+import os
+import platform
 import time
 from pathlib import Path
 
 import numpy as np
 import sympy
 
+from discover.equations import parse_equation
 from discover.rules import canonical_rule
 from distill.backends import get_backend
 from distill.simplify import evaluate, terms
@@ -59,23 +65,44 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--backends", nargs="+", default=["sparse", "operon"])
+    ap.add_argument("--rules", nargs="+", default=list(RULES), choices=list(RULES))
+    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "distill_backends.json")
     args = ap.parse_args()
-    print("| rule | backend | CPU s per fit (median) | recovered |")
-    print("|---|---|---|---|")
-    for name, (kind, expr) in RULES.items():
+    lines = ["| rule | backend | CPU s per fit (median) | recovered | true equation on the front |",
+             "|---|---|---|---|---|"]
+    print("\n".join(lines), flush=True)
+    fits = []
+    for name in args.rules:
+        kind, expr = RULES[name]
         for b in args.backends:
             if b == "sparse" and not expr.is_polynomial(*expr.free_symbols):
-                print(f"| {name} | {b} | — | not a polynomial |")
+                lines.append(f"| {name} | {b} | — | not a polynomial | — |")
+                print(lines[-1], flush=True)
                 continue
-            times, ok = [], 0
+            times, ok, on_front = [], 0, 0
             for seed in args.seeds:
                 X, y, names, _ = data.dataset(expr, kind, seed)
                 t0 = time.process_time()
-                got, _ = data.distill(get_backend(b), X, y, names, seed=seed)
+                got, df = data.distill(get_backend(b), X, y, names, seed=seed)
                 times.append(time.process_time() - t0)
-                ok += recovered(got, expr, X, names)
+                hit = recovered(got, expr, X, names)
+                ok += hit
+                on_front += any(recovered(parse_equation(e, variables=names), expr, X, names) for e in df["sympy"])
+                fits.append({"rule": name, "backend": b, "seed": seed, "cpu_s": times[-1],
+                             "recovered": hit, "selected": str(got),
+                             "front": df[["complexity", "loss", "score", "sympy"]].to_dict("records")})
             times.sort()
-            print(f"| {name} | {b} | {times[len(times) // 2]:.1f} | {ok}/{len(args.seeds)} |", flush=True)
+            n = len(args.seeds)
+            lines.append(f"| {name} | {b} | {times[n // 2]:.1f} | {ok}/{n} | {on_front}/{n} |")
+            print(lines[-1], flush=True)
+    result = {"benchmark": "distill_backends", "argv": vars(args) | {"out": str(args.out)},
+              "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count()},
+              "fits": fits, "markdown": "\n".join(lines)}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=1))
+    tmp.replace(args.out)
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -23,11 +23,23 @@ from discover.equations import parse_equation
 from discover.rules.canonical import canonical_rule
 from distill.backends import BACKENDS, BackendUnavailable, Candidate, get_backend
 from distill.backends import pysr as pysr_backend
-from distill.backends.operon import OperonBackend
+from distill.backends.operon import (
+    OperonBackend,
+    compose_events,
+    event_cells,
+    event_front,
+)
 from distill.bootstrap import coefficient_ci
 from distill.front import COLUMNS, pareto_front
 from distill.select import select
-from distill.simplify import complexity, evaluate, finite_at_spikes, polish, round_expr, terms
+from distill.simplify import (
+    complexity,
+    evaluate,
+    finite_at_spikes,
+    polish,
+    round_expr,
+    terms,
+)
 
 RATE_NAMES = ("x", "y", "w", "theta")
 SPIKE_NAMES = ("s_pre", "s_post", "tr_pre", "tr_post", "tr_pre_slow", "tr_post_slow", "w")
@@ -187,7 +199,7 @@ def test_sparse_recovers_canonical_rules(rule):
     true = canonical_rule(rule).bound_expr()
     kind = "spike" if rule.startswith("stdp") else "rate"
     X, y, names, _ = dataset(true, kind, seed=0)
-    got, df = distill(get_backend("sparse"), X, y, names)
+    got, _ = distill(get_backend("sparse"), X, y, names)
     assert_same_terms(got, true)
 
 
@@ -240,7 +252,7 @@ def test_pareto_front_table():
 
 
 def test_pareto_front_golden_strings():
-    x, y, w = (sympy.Symbol(n, real=True) for n in "xyw")
+    x, w = (sympy.Symbol(n, real=True) for n in "xw")
     rng = np.random.default_rng(5)
     X = rng.uniform(0.1, 2.0, (300, 3))
     names = ("x", "y", "w")
@@ -367,15 +379,80 @@ def _rational_parts(expr):
     return terms(sympy.expand(num / c0)), terms(sympy.expand(den / c0))
 
 
+def test_event_cells():
+    X, _ = spike_samples(np.random.default_rng(9))
+    cells = event_cells(X, SPIKE_NAMES)
+    s_pre, s_post = X[:, 0], X[:, 1]
+    np.testing.assert_array_equal(cells["s_pre"], (s_pre == 1) & (s_post == 0))
+    np.testing.assert_array_equal(cells["s_post"], (s_post == 1) & (s_pre == 0))
+    np.testing.assert_array_equal(cells[None], (s_pre == 0) & (s_post == 0))
+    assert event_cells(X[:, 2:], SPIKE_NAMES[2:]) is None  # no spike indicator
+    assert event_cells(X[:, :2], SPIKE_NAMES[:2]) is None  # nothing but spike indicators
+    assert event_cells(X, SPIKE_NAMES, min_rows=int(cells["s_pre"].sum()) + 1) is None  # too few pre spikes
+    smooth = X.copy()
+    smooth[:, 0] *= 0.5  # not a 0/1 column
+    assert event_cells(smooth, SPIKE_NAMES) is None
+
+
+def test_compose_events_matches_each_event_type():
+    X, _ = spike_samples(np.random.default_rng(10), n_episodes=10, steps=400)
+    X[:5, :2] = 1.0  # a few rows with both spikes
+    names = SPIKE_NAMES
+    f_post = parse_equation("0.01*tr_pre*tr_post_slow - 0.002*w")
+    f_pre = parse_equation("-0.0105*tr_post/(1 + tr_pre)")
+    h = parse_equation("-0.0003*w + 0.0001*tr_pre")
+    rule = compose_events({"s_post": f_post, "s_pre": f_pre, None: h})
+    got = evaluate(rule, X, names)
+    s_pre, s_post = X[:, 0] == 1, X[:, 1] == 1
+    for rows, part in [(s_post & ~s_pre, f_post), (s_pre & ~s_post, f_pre), (~s_pre & ~s_post, h),
+                       (s_pre & s_post, f_post + f_pre - h)]:
+        assert rows.any()
+        np.testing.assert_allclose(got[rows], evaluate(part, X[rows], names), rtol=1e-12, atol=1e-15)
+    pair = canonical_rule("stdp_pair").bound_expr()
+    assert compose_events({"s_post": parse_equation("0.01*tr_pre"), "s_pre": parse_equation("-0.0105*tr_post")}) == pair
+    assert compose_events({"s_pre": sympy.Integer(0), None: sympy.Integer(0)}) == 0
+
+
+def test_event_front_keeps_non_dominated_combinations():
+    a = [(0, 1.0), (3, 0.1), (7, 0.09)]  # (complexity, loss on its own rows)
+    b = [(0, 2.0), (4, 0.5)]
+    assert event_front([a, b], [0.5, 0.5]) == [(0, 0), (1, 0), (0, 1), (1, 1), (2, 1)]
+    # the shares weight the losses: (0, 1) is dominated by (1, 0); of the two at complexity 7, (1, 1) is better
+    assert event_front([a, b], [0.9, 0.1]) == [(0, 0), (1, 0), (1, 1), (2, 1)]
+    assert event_front([a], [1.0]) == [(0,), (1,), (2,)]
+
+
+def test_operon_event_split_on_spikes():
+    pair = canonical_rule("stdp_pair").bound_expr()
+    X, y, names, _ = dataset(pair, "spike", seed=11, n_episodes=10, steps=400)
+    backend = OperonBackend(generations=5, population_size=200)
+    cands = backend.fit(X, y, names, seed=3)
+    assert cands
+    s_pre, s_post = sympy.Symbol("s_pre", real=True), sympy.Symbol("s_post", real=True)
+    for c in cands:
+        # s_post * f + s_pre * g + h, with f, g, h free of spike indicators
+        assert sympy.degree(c.expr, s_pre) <= 1 and sympy.degree(c.expr, s_post) <= 1
+        assert not c.expr.coeff(s_pre).has(s_post)
+        assert c.loss == pytest.approx(np.mean((evaluate(c.expr, X, names) - y) ** 2), rel=1e-9)  # all rows
+    assert any(c.expr.free_symbols >= {s_pre, s_post} for c in cands)
+    again = backend.fit(X, y, names, seed=3)
+    assert [str(c.expr) for c in again] == [str(c.expr) for c in cands]  # reproducible for a seed
+    whole = OperonBackend(generations=5, population_size=200, event_split=False).fit(X, y, names, seed=3)
+    assert [str(c.expr) for c in whole] != [str(c.expr) for c in cands]
+    no_pre = np.where(X[:, 0] == 1, 0.0, 1.0)  # presynaptic spikes weigh nothing: g = 0
+    weighted = backend.fit(X, y, names, sample_weight=no_pre, seed=3)
+    assert weighted and all(s_pre not in c.expr.free_symbols for c in weighted)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("rule", ["oja", "stdp_pair", "saturating_hebb"])
+@pytest.mark.parametrize("rule", ["oja", "stdp_pair", "stdp_triplet", "saturating_hebb"])
 def test_operon_recovers(rule):
     if rule == "saturating_hebb":
         true, kind, keep = parse_equation("0.01*x*y/(1 + y**2)"), "rate", ["x", "y", "w"]
     elif rule == "oja":
         true, kind, keep = canonical_rule(rule).bound_expr(), "rate", ["x", "y", "w"]
-    else:
-        true, kind, keep = canonical_rule(rule).bound_expr(), "spike", ["s_pre", "s_post", "tr_pre", "tr_post", "w"]
+    else:  # the spike rules: every spiking variable, searched per event type
+        true, kind, keep = canonical_rule(rule).bound_expr(), "spike", list(SPIKE_NAMES)
     X, y, names, _ = dataset(true, kind, seed=0)
     cols = [names.index(n) for n in keep]
     got, df = distill(OperonBackend(), X[:, cols], y, keep, seed=0)

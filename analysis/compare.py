@@ -325,12 +325,12 @@ PAIRING_PROTOCOLS: tuple[tuple[str, int, float, tuple[float, ...]], ...] = (
 )
 
 
-def _windows(rule) -> pd.DataFrame:
+def _windows(rule, params=None) -> pd.DataFrame:
     from .protocols import pairing_protocol
 
     parts = []
     for name, pairs, freq, lags in PAIRING_PROTOCOLS:
-        df = pairing_protocol(rule, None, dt_ms_list=lags, pairs=pairs, freq_hz=freq)
+        df = pairing_protocol(rule, params, dt_ms_list=lags, pairs=pairs, freq_hz=freq)
         dw = df["dw"].to_numpy(float)
         scale = float(np.max(np.abs(dw))) if len(dw) else 0.0
         norm = dw / scale if scale > 0 and math.isfinite(scale) else np.where(np.isfinite(dw), 0.0, np.nan)
@@ -886,31 +886,32 @@ def compare_run(run_dir: str | os.PathLike, behaviour: bool = True) -> Compariso
     result.table["equation_id"] = str(row["id"])
     if ts_note:
         result.notes.append(ts_note[0].upper() + ts_note[1:] + ".")
-    if result.frequency is not None:
-        extra, notes = run_frequency_curves(run_dir, config)
+    if result.frequency is not None or result.windows is not None:
+        win, freq, notes = run_protocol_curves(run_dir, config, windows=result.windows is not None,
+                                               protocol=FREQUENCY_PROTOCOL if result.frequency is not None else None)
         result.notes += notes
-        eq = result.frequency["rule"] == "equation"
-        result.frequency = pd.concat([result.frequency[eq], *extra, result.frequency[~eq]],
-                                     ignore_index=True)[list(FREQUENCY_COLUMNS)]
+        for attr, extra in (("windows", win), ("frequency", freq)):
+            df = getattr(result, attr)
+            if df is not None:  # the equation first, then the neural rule and the teacher, then the canonical rules
+                eq = df["rule"] == "equation"
+                setattr(result, attr, pd.concat([df[eq], *extra, df[~eq]], ignore_index=True)[list(df.columns)])
     return result
 
 
-def run_frequency_curves(run_dir: str | os.PathLike, config: Mapping[str, Any],
-                         protocol: FrequencyProtocol = FREQUENCY_PROTOCOL) -> tuple[list[pd.DataFrame], list[str]]:
-    """Frequency-protocol curves of the run's neural rule and of its teacher, with notes.
+def run_rules(run_dir: str | os.PathLike, config: Mapping[str, Any]) -> tuple[list[tuple[str, Any, Any]], list[str]]:
+    """The run's neural rule and its teacher, to simulate in the protocols, with notes.
 
     The neural rule is read with :func:`discover.build.load_rule` (``rule/rule.json`` and
-    ``rule/params.npz``) and simulated with its own (possibly learned) time constants;
-    the teacher is ``[task.teacher]`` of ``config.toml``, built as discover builds it
-    (:func:`discover.rules.make_symbolic_rule`). A rule that is absent or cannot be
-    simulated is left out, with a note saying why.
+    ``rule/params.npz``), with its own (possibly learned) time constants; the teacher is
+    ``[task.teacher]`` of ``config.toml``, built as discover builds it
+    (:func:`discover.rules.make_symbolic_rule`), or ``None`` params meaning a canonical
+    rule as published. A rule that is absent or cannot be built is left out, with a note.
 
     Returns:
-      ``(curves, notes)``: DataFrames with columns ``rule, freq_hz, lag_ms, dw``
-      (``rule`` is ``"neural"`` or ``"teacher"``).
+      ``([(label, rule, params), ...], notes)`` with labels ``"neural"``, ``"teacher"``.
     """
     run_dir = Path(run_dir)
-    curves: list[pd.DataFrame] = []
+    rules: list[tuple[str, Any, Any]] = []
     notes: list[str] = []
     rule_dir = run_dir / "rule"
     if (rule_dir / "rule.json").is_file() and (rule_dir / "params.npz").is_file():
@@ -918,13 +919,13 @@ def run_frequency_curves(run_dir: str | os.PathLike, config: Mapping[str, Any],
             from discover.build import load_rule
 
             rule, params = load_rule(run_dir)
-            curves.append(protocol.run(rule, params).assign(rule="neural"))
+            rules.append(("neural", rule, params))
         except Exception as e:
-            notes.append(f"Pairing-frequency protocol of the neural rule failed ({type(e).__name__}: {e}); "
-                         "its curve is left out.")
+            notes.append(f"The neural rule cannot be loaded ({type(e).__name__}: {e}); the protocol figures "
+                         "leave it out.")
     else:
-        notes.append("No trained neural rule (`rule/rule.json` and `rule/params.npz`): the pairing-frequency "
-                     "figure leaves it out.")
+        notes.append("No trained neural rule (`rule/rule.json` and `rule/params.npz`): the protocol figures "
+                     "leave it out.")
     task = config.get("task") if isinstance(config, Mapping) else None
     teacher = task.get("teacher") if isinstance(task, Mapping) else None
     if isinstance(teacher, Mapping):
@@ -935,14 +936,41 @@ def run_frequency_curves(run_dir: str | os.PathLike, config: Mapping[str, Any],
             params = {str(k): float(v) for k, v in dict(teacher.get("params") or {}).items()}
             published = dict(CANONICAL[spec].params + CANONICAL[spec].timescales) if spec in CANONICAL else None
             if published is not None and all(published.get(k) == v for k, v in params.items()):
-                curve = _canonical_frequency(spec, protocol)  # a canonical rule as published: simulated once
+                rules.append(("teacher", spec, None))  # a canonical rule as published: simulated once (cached)
             else:
-                curve = protocol.run(make_symbolic_rule(spec, params, label="teacher"))
-            curves.append(curve.assign(rule="teacher"))
+                rules.append(("teacher", make_symbolic_rule(spec, params, label="teacher"), None))
         except Exception as e:
-            notes.append(f"Pairing-frequency protocol of the teacher failed ({type(e).__name__}: {e}); "
-                         "its curve is left out.")
-    return [c[list(FREQUENCY_COLUMNS)] for c in curves], notes
+            notes.append(f"The teacher cannot be built ({type(e).__name__}: {e}); the protocol figures leave it out.")
+    return rules, notes
+
+
+def run_protocol_curves(run_dir: str | os.PathLike, config: Mapping[str, Any], windows: bool = True,
+                        protocol: FrequencyProtocol | None = FREQUENCY_PROTOCOL
+                        ) -> tuple[list[pd.DataFrame], list[pd.DataFrame], list[str]]:
+    """Pairing windows and frequency-protocol curves of the run's neural rule and teacher.
+
+    Returns:
+      ``(windows, frequency, notes)``: DataFrames with columns ``rule, protocol, dt_ms, dw,
+      dw_normalized`` and ``rule, freq_hz, lag_ms, dw`` (``rule`` is ``"neural"`` or
+      ``"teacher"``); a rule whose protocol fails is left out, with a note.
+    """
+    rules, notes = run_rules(run_dir, config)
+    win, freq = [], []
+    for label, rule, params in rules:
+        for kind, out, enabled in (("pairing", win, windows), ("pairing-frequency", freq, protocol is not None)):
+            if not enabled:
+                continue
+            try:
+                if kind == "pairing":
+                    df = _canonical_windows(rule) if isinstance(rule, str) else _windows(rule, params)
+                    out.append(df.assign(rule=label)[["rule", "protocol", "dt_ms", "dw", "dw_normalized"]])
+                else:
+                    df = _canonical_frequency(rule, protocol) if isinstance(rule, str) else protocol.run(rule, params)
+                    out.append(df.assign(rule=label)[list(FREQUENCY_COLUMNS)])
+            except Exception as e:
+                notes.append(f"The {kind} protocol of the {label} rule failed ({type(e).__name__}: {e}); "
+                             "its curve is left out.")
+    return win, freq, notes
 
 
 def run(run_dir: str | os.PathLike, behaviour: bool = True) -> Comparison:
@@ -1113,7 +1141,7 @@ def compare_runs(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike) 
 
 __all__ = ["COLUMNS", "Comparison", "CompareUnavailable", "OjaCheck", "PAIRING_PROTOCOLS", "FrequencyProtocol",
            "FREQUENCY_PROTOCOL", "FREQUENCY_COLUMNS", "frequency_behaviour", "frequency_distance",
-           "run_frequency_curves", "normalized_coefficients",
+           "run_protocol_curves", "run_rules", "normalized_coefficients",
            "term_jaccard", "coefficient_distance", "equation_comparison", "mark_closest", "compare_equation",
            "compare_run", "run", "runs_table", "compare_runs", "stdp_behaviour", "oja_behaviour", "oja_metrics",
            "window_distance", "oja_distance", "BCMCheck", "bcm_metrics", "bcm_behaviour", "threshold_crossing",

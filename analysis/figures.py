@@ -246,11 +246,13 @@ def comparison_figure(comparison: pd.DataFrame) -> Figure:
 
 
 def comparison_window_figure(windows: pd.DataFrame) -> Figure:
-    """Normalized STDP pairing windows of the equation and the canonical rules, one panel per protocol.
+    """Normalized STDP pairing windows of the equation, the neural rule, the teacher and the
+    canonical rules, one panel per protocol.
 
     Args:
       windows: ``comparison_windows.csv`` as a DataFrame (``rule, protocol, dt_ms,
-        dw_normalized``); the rule named ``equation`` is drawn solid and on top.
+        dw_normalized``); the rule named ``equation`` is drawn solid and on top, the
+        ``teacher`` as a wide light band under it, ``neural`` in its house colour.
 
     Returns:
       The figure.
@@ -261,20 +263,31 @@ def comparison_window_figure(windows: pd.DataFrame) -> Figure:
         axes = fig.subplots(1, len(protocols), squeeze=False)[0]
         rules = list(dict.fromkeys(windows["rule"].astype(str)))
         rules = [r for r in rules if r == "equation"] + [r for r in rules if r != "equation"]
+        reserved = {style.KIND_COLORS[r] for r in FREQUENCY_RULE_LABELS}
+        palette = [c for c in style.CYCLE if c not in reserved] or list(style.CYCLE)
+        styles, k = {}, 0
+        for rule in rules:
+            if rule == "teacher":
+                styles[rule] = ("-", {"color": style.KIND_COLORS[rule], "linewidth": 3.5, "alpha": 0.45, "zorder": 1})
+            elif rule in FREQUENCY_RULE_LABELS:
+                mine = rule == "equation"
+                styles[rule] = ("o-" if mine else "-", {"color": style.KIND_COLORS[rule], "zorder": 3 if mine else 2,
+                                                        "markersize": 3, "linewidth": 1.2})
+            else:
+                styles[rule] = ("--", {"color": palette[k % len(palette)], "zorder": 2, "linewidth": 1.0})
+                k += 1
         for ax, protocol in zip(axes, protocols):
             part = windows[windows["protocol"].astype(str) == protocol]
             ax.axhline(0.0, color="0.6", linewidth=0.6)
             ax.axvline(0.0, color="0.6", linewidth=0.6)
-            for i, rule in enumerate(rules):
+            for rule in rules:
                 sub = part[part["rule"].astype(str) == rule].sort_values("dt_ms")
                 x, y = sub["dt_ms"].to_numpy(float), sub["dw_normalized"].to_numpy(float)
-                is_eq = rule == "equation"
-                color = style.KIND_COLORS["equation"] if is_eq else style.CYCLE[(i + 1) % len(style.CYCLE)]
-                label = "selected equation" if is_eq else rule
+                fmt, kw = styles[rule]
+                label = FREQUENCY_RULE_LABELS.get(rule, rule)
                 for m in (x < 0, x >= 0):  # the window jumps at 0: draw the two branches apart
                     if m.any():
-                        ax.plot(x[m], y[m], "o-" if is_eq else "--", color=color, label=label,
-                                zorder=3 if is_eq else 2, markersize=3)
+                        ax.plot(x[m], y[m], fmt, label=label, **kw)
                         label = None
             ax.set_xlabel("t_post - t_pre (ms)")
             ax.set_title(protocol)

@@ -461,7 +461,8 @@ def build_report(run_dir: str | os.PathLike, figure_paths: Iterable[Path] = (),
         "verification": "Meta-objective per rule with confidence intervals; dashed: the neural rule.",
         "comparison": "Coefficients of the selected equation and of the closest canonical rule, each divided "
                       "by its largest absolute coefficient.",
-        "comparison_window": "STDP pairing windows of the selected equation (solid) and the canonical rules "
+        "comparison_window": "STDP pairing windows of the selected equation (solid, dots), the neural rule "
+                             "(solid), the teacher (wide light band, where there is one) and the canonical rules "
                              "(dashed), each divided by its largest |dw|.",
         "comparison_frequency": _frequency_caption(run_dir),
         "coefficients": "Coefficients of the selected equation with 95 % confidence intervals (bootstrap over "

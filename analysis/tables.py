@@ -189,6 +189,31 @@ def breakable_text(text: str) -> str:
     return "".join(out)
 
 
+def breakable_math(latex: str) -> str:
+    r"""Math that may also break between the factors of a product.
+
+    TeX breaks inline math only after binary operators and relations, so one long
+    monomial (``0.0065 s_{post} tr_{post slow} tr_{pre}``) cannot wrap in a narrow
+    column; ``\allowbreak`` between top-level factors (spaces outside braces, not next
+    to an operator) lets it.
+    """
+    tokens, depth, cur = [], 0, []
+    for c in latex:
+        depth += c == "{"
+        depth -= c == "}"
+        if c == " " and depth == 0:
+            tokens.append("".join(cur))
+            cur = []
+        else:
+            cur.append(c)
+    tokens.append("".join(cur))
+    ops = {"+", "-", "=", r"\cdot", r"\times", ""}
+    out = tokens[0]
+    for prev, tok in zip(tokens, tokens[1:]):
+        out += (" " if prev in ops or tok in ops else r" \allowbreak ") + tok
+    return out
+
+
 def equation_latex(row: pd.Series, digits: int = 3) -> str:
     """The right-hand side of one ``equations.csv`` row as LaTeX.
 
@@ -383,7 +408,7 @@ def comparison_table(
         eq_id = str(first.get("equation_id", "") or "").strip()
         name = f"discovered (eq.~{escape_latex(eq_id)})" if eq_id and eq_id.lower() != "nan" else "discovered"
         eq = cell(first, "equation_latex", "equation") if ("equation_latex" in df or "equation" in df) else ""
-        rows.append([name, f"${eq}$" if eq else "--", "", "", ""])
+        rows.append([name, f"${breakable_math(eq)}$" if eq else "--", "", "", ""])
         rows.append(r"\midrule")
     for _, row in df.iterrows():
         bold = bool(row["closest"])
@@ -391,7 +416,7 @@ def comparison_table(
         rows.append(
             [
                 rf"\textbf{{{breakable_text(row['canonical'])}}}" if bold else breakable_text(row["canonical"]),
-                rf"{{\boldmath${eq}$}}" if bold else f"${eq}$",
+                rf"{{\boldmath${breakable_math(eq)}$}}" if bold else f"${breakable_math(eq)}$",
                 _math(row["term_jaccard"], digits, bold=bold),
                 _math(row["coef_distance"], digits, bold=bold),
                 _math(row["behaviour_distance"], digits, bold=bold),

@@ -7,6 +7,8 @@ Registry-driven: every rule in ``discover.rules.CANONICAL`` is checked under ``j
 
 from __future__ import annotations
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -404,3 +406,34 @@ def test_learned_timescales_get_gradients_through_a_network_step():
     frozen = canonical_rule("stdp_pair")
     g = jax.jit(jax.grad(lambda p: jnp.sum(net.step(frozen, p, state, inp)[0]["W"])))(frozen.init(jax.random.key(0)))
     assert float(g["log_tau"]["tau_pre"]) == 0.0
+
+
+def test_event_driven_polynomial_as_expr_agrees_and_is_silent_between_spikes():
+    """``s_post*P(z) + s_pre*Q(z)`` over monomials of ``z/scale``; the printed equation is
+    in the unscaled variables and equals the rule; no spike, no change."""
+    scales = (0.5, 2.0, 4.0, 0.7)
+    rule = PolynomialRule(inputs=("s_pre", "s_post", "tr_pre", "tr_post", "tr_post_slow", "w"), degree=2,
+                          event_driven=True, scales=scales, output_scale=0.05)
+    assert rule.features == ("tr_pre", "tr_post", "tr_post_slow", "w") and rule.heads == ("s_post", "s_pre")
+    params = rule.init(jax.random.key(0))
+    assert params["core"]["coef"].shape == (2, 15)  # constant + 4 linear + 10 quadratic, per head
+    params = {**params, "core": _random_core(params["core"], jax.random.key(3))}
+    expr = rule.as_expr(params)
+    v = random_local(rule.inputs, seed=51)
+    out = np.asarray(rule(params, to_jax(v)))
+    f = sympy.lambdify([sympy.Symbol(n, real=True) for n in rule.inputs], expr, modules="numpy")
+    ref = np.broadcast_to(f(*[v[n].astype(np.float32).astype(np.float64) for n in rule.inputs]), out.shape)
+    assert rel_err(out, ref) < 1e-5
+    quiet = {**v, "s_pre": np.zeros_like(v["s_pre"]), "s_post": np.zeros_like(v["s_post"])}
+    assert np.all(np.asarray(rule(params, to_jax(quiet))) == 0.0)
+    with pytest.raises(ValueError, match="one positive number per feature"):
+        PolynomialRule(inputs=rule.inputs, event_driven=True, scales=(1.0,)).as_expr(params)
+
+
+def test_event_driven_polynomial_round_trips_through_rule_json():
+    from discover.build import rule_from_spec, rule_spec
+
+    rule = PolynomialRule(inputs=SPIKE_IN, degree=1, event_driven=True, scales=(0.5, 1.5, 0.8),
+                          learn_timescales=True)
+    back = rule_from_spec(json.loads(json.dumps(rule_spec(rule))))
+    assert back == rule

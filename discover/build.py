@@ -29,6 +29,7 @@ def build_network(cfg: Config):
         t_ref=n.t_ref, synapse=n.synapse, tau_syn=n.tau_syn, E_e=n.E_e, w_scale=n.w_scale,
         integration=n.integration, w_min=0.0 if n.w_min is None else n.w_min,
         w_max=1.0 if n.w_max is None else n.w_max, post_mode=n.post_mode, surrogate_beta=n.surrogate_beta,
+        feedback_gradient=n.feedback_gradient,
     )
 
 
@@ -60,7 +61,8 @@ def build_task(cfg: Config, network=None, teacher=None):
     teacher = teacher or build_teacher(cfg)
     return Imitate(teacher=teacher, w0_range=tuple(t.w0_range), input_mean_range=tuple(t.input_mean_range),
                    input_scale_range=tuple(t.input_scale_range), pre_rate_range=tuple(t.pre_rate_range),
-                   post_rate_range=tuple(t.post_rate_range), observe=t.observe, obs_tau=t.obs_tau,
+                   post_rate_range=tuple(t.post_rate_range), pre_modulation_range=tuple(t.pre_modulation_range),
+                   pre_frequency_range=tuple(t.pre_frequency_range), pre_phase_spread=t.pre_phase_spread, observe=t.observe, obs_tau=t.obs_tau,
                    obs_noise=t.obs_noise, unrecorded_fraction=t.unrecorded_fraction, **common)
 
 
@@ -94,17 +96,23 @@ def build_student(cfg: Config, task, teacher: Rule | None = None, key=None) -> R
     inputs = student_inputs(cfg, teacher)
     ts = tuple(_timescales(cfg).items())
     r = cfg.rule
-    if r.kind == "polynomial":
-        return PolynomialRule(inputs=inputs, timescales=ts, learn_timescales=r.learn_timescales, degree=r.degree,
-                              output_scale=r.output_scale, label="polynomial")
     event = cfg.network.kind == "lif" if r.event_driven is None else r.event_driven
+    if r.kind == "polynomial":
+        proto = PolynomialRule(inputs=inputs, timescales=ts, learn_timescales=r.learn_timescales, degree=r.degree,
+                               output_scale=r.output_scale, event_driven=event, label="polynomial")
+        if not event:
+            return proto
+        # monomials of z / rms(z) where the episodes visit z (so that Adam's steps fit all terms)
+        norm = probe_normalization(task, proto, teacher, key if key is not None else jax.random.key(cfg.meta.seed + 7))
+        scales = tuple(round(float(np.hypot(m, s)), 6) or 1.0 for m, s in norm)
+        return PolynomialRule(**{**proto.__dict__, "scales": scales})
     proto = MLPRule(inputs=inputs, timescales=ts, learn_timescales=r.learn_timescales, hidden=tuple(r.hidden),
                     output_scale=r.output_scale, event_driven=event, label="neural")
     norm = probe_normalization(task, proto, teacher, key if key is not None else jax.random.key(cfg.meta.seed + 7))
     return MLPRule(**{**proto.__dict__, "norm": norm})
 
 
-def probe_normalization(task, rule: MLPRule, teacher: Rule | None, key, episodes: int = 4):
+def probe_normalization(task, rule: MLPRule | PolynomialRule, teacher: Rule | None, key, episodes: int = 4):
     """Mean and std of each MLP feature where episodes visit it (teacher-driven if any)."""
     eps = task.sample(key, episodes)
     driver = teacher if teacher is not None else SymbolicRule.from_string("0*w")
@@ -126,7 +134,8 @@ def rule_spec(rule: Rule) -> dict:
         spec.update(kind="mlp", hidden=list(rule.hidden), output_scale=rule.output_scale,
                     event_driven=rule.event_driven, norm=[list(p) for p in rule.norm], init_gain=rule.init_gain)
     elif isinstance(rule, PolynomialRule):
-        spec.update(kind="polynomial", degree=rule.degree, output_scale=rule.output_scale)
+        spec.update(kind="polynomial", degree=rule.degree, output_scale=rule.output_scale,
+                    event_driven=rule.event_driven, scales=list(rule.scales))
     elif isinstance(rule, SymbolicRule):
         spec.update(kind="symbolic", equation=str(rule.expr), params=dict(rule.defaults))
     return spec
@@ -141,7 +150,8 @@ def rule_from_spec(spec: dict) -> Rule:
                        event_driven=spec["event_driven"], norm=tuple(tuple(p) for p in spec["norm"]),
                        init_gain=spec.get("init_gain", 0.1))
     if kind == "polynomial":
-        return PolynomialRule(**common, degree=spec["degree"], output_scale=spec["output_scale"])
+        return PolynomialRule(**common, degree=spec["degree"], output_scale=spec["output_scale"],
+                              event_driven=spec.get("event_driven", False), scales=tuple(spec.get("scales", ())))
     if kind == "symbolic":
         rule = SymbolicRule.from_string(spec["equation"], spec["params"], timescales=spec["timescales"],
                                         label=common["label"])

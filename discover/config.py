@@ -41,6 +41,10 @@ class TaskConfig:
     input_scale_range: list[float] = field(default_factory=lambda: [0.3, 1.5])  # imitate, rate
     pre_rate_range: list[float] = field(default_factory=lambda: [5.0, 40.0])  # imitate, lif (Hz)
     post_rate_range: list[float] = field(default_factory=lambda: [5.0, 40.0])  # imitate, lif given
+    # imitate, lif: rates r_i (1 + m sin(2 pi f t + phi_i)); m, f per episode, phi_i per input (0 = constant)
+    pre_modulation_range: list[float] = field(default_factory=lambda: [0.0, 0.0])
+    pre_frequency_range: list[float] = field(default_factory=lambda: [2.0, 20.0])  # Hz, log-uniform
+    pre_phase_spread: float = 1.0  # imitate, lif: input phases uniform over this fraction of a cycle
     w0_range: list[float] = field(default_factory=lambda: [0.2, 0.8])  # imitate
     observe: str = "weights"  # imitate: weights | spikes (postsynaptic spike counts only)
     obs_tau: float = 5.0  # imitate, spikes: smoothing time constant in bins of record_every steps
@@ -68,6 +72,7 @@ class NetworkConfig:
     integration: str = "exact"  # exact | euler
     post_mode: str = "given"  # given (open loop) | closed
     surrogate_beta: float = 1.0
+    feedback_gradient: bool = True  # closed loop: false = no meta-gradient from spikes back into plasticity
 
 
 @dataclass(frozen=True)
@@ -84,8 +89,11 @@ class RuleConfig:
 
 @dataclass(frozen=True)
 class MetaConfig:
-    optimizer: str = "adam"  # adam | sgd
+    optimizer: str = "adam"  # adam | sgd (gradients) | cma_es | open_es (evolution strategies, evosax)
+    population: int = 16  # evolution strategies: members per generation (one generation per step)
+    es_sigma: float = 0.1  # evolution strategies: (initial) search s.d., in parameter units
     learning_rate: float = 3e-3
+    tau_learning_rate: float = 0.0  # Adam learning rate of the log time constants; 0 = learning_rate
     lr_schedule: str = "cosine"  # cosine (warm-up, then decay to 2 %) | constant
     steps: int = 300
     batch: int = 16
@@ -143,14 +151,14 @@ CHOICES = {
     ("network", "integration"): ("exact", "euler"),
     ("network", "post_mode"): ("given", "closed"),
     ("rule", "kind"): ("mlp", "polynomial"),
-    ("meta", "optimizer"): ("adam", "sgd"),
+    ("meta", "optimizer"): ("adam", "sgd", "cma_es", "open_es"),
     ("meta", "lr_schedule"): ("cosine", "constant"),
     ("distill", "backend"): ("sparse", "operon", "pysr"),
     ("distill", "policy"): ("accuracy", "score", "best", "verified"),
 }
 POSITIVE = {"steps", "record_every", "n_pre", "n_post", "batch", "val_episodes", "eval_every", "learning_rate",
             "dt", "tau_m", "tau_syn", "samples", "episodes", "max_complexity", "max_degree", "degree",
-            "output_scale", "save_every", "loss_window"}
+            "output_scale", "save_every", "loss_window", "population", "es_sigma"}
 
 
 def _where(path):
@@ -264,6 +272,14 @@ def _check(cfg: Config) -> None:
         raise ConfigError("[task] observe = \"spikes\" needs a spiking network: set [network] kind = \"lif\"")
     if not 0 <= t.unrecorded_fraction < 1:
         raise ConfigError("[task] unrecorded_fraction must be in [0, 1): at least one neuron must be recorded")
+    if not 0 <= t.pre_modulation_range[0] <= t.pre_modulation_range[1] <= 1:
+        raise ConfigError("[task] pre_modulation_range must be within [0, 1] (a modulation depth: rates stay >= 0)")
+    if not 0 <= t.pre_phase_spread <= 1:
+        raise ConfigError("[task] pre_phase_spread must be in [0, 1] (a fraction of one cycle)")
+    if t.pre_frequency_range[0] <= 0:
+        raise ConfigError("[task] pre_frequency_range must be > 0 Hz")
+    if cfg.meta.tau_learning_rate < 0:
+        raise ConfigError("[meta] tau_learning_rate must be >= 0 (0 = the same as learning_rate)")
     if not 0 <= cfg.distill.event_fraction <= 1:
         raise ConfigError("[distill] event_fraction must be in [0, 1]")
 

@@ -98,6 +98,15 @@ class LIFNetwork:
 
     ``post_mode = "given"`` takes postsynaptic spikes from the inputs (open loop);
     ``"closed"`` generates them from the membrane, with a surrogate gradient.
+
+    ``feedback_gradient = False`` (closed loop) lets the meta-gradient reach the loss
+    through the postsynaptic spikes (W -> membrane -> surrogate spike -> activity) but
+    not back into plasticity: the rule, the postsynaptic traces and the reset see the
+    spikes as constants. This cuts the positive feedback loop W -> spike -> STDP -> W that
+    makes full gradients explode over long episodes, while, unlike truncated backprop, it
+    keeps the effect of every earlier weight change on later activity (the drift of the
+    weights over the whole episode, which is what the meta-loss of a plasticity rule
+    mostly measures). The forward simulation is unchanged.
     """
 
     n_pre: int
@@ -117,6 +126,7 @@ class LIFNetwork:
     w_max: float | None = 1.0
     post_mode: str = "closed"
     surrogate_beta: float = 1.0
+    feedback_gradient: bool = True
     v0: float | None = None
 
     def __post_init__(self):
@@ -165,6 +175,9 @@ class LIFNetwork:
             s_post = inp["s_post"]
         else:
             s_post = spike(v - self.v_th, self.surrogate_beta) * (1.0 - refractory)
+        s_out = s_post  # what the activity readout sees
+        if not self.feedback_gradient:
+            s_post = jax.lax.stop_gradient(s_post)
         decay = {k: jnp.exp(-self.dt / tau[k]) for k in ("tau_pre", "tau_post", "tau_pre_slow", "tau_post_slow")}
         tr_pre = state["tr_pre"] * decay["tau_pre"] + s_pre
         tr_post = state["tr_post"] * decay["tau_post"]
@@ -179,6 +192,7 @@ class LIFNetwork:
             "m": inp.get("m", jnp.zeros((), jnp.float32)),
         }
         dw = rule(rparams, local)
+        local["s_post"] = s_out[:, None]
         W_new = _clip(W + dw, self.w_min, self.w_max)
         g = g + self.w_scale * (W @ s_pre)
         v = v * (1.0 - s_post) + self.v_reset * s_post

@@ -38,6 +38,12 @@ DEFAULT_TIMESCALES = {
 
 Local = Mapping[str, jax.Array]
 
+# which local variables each time constant shapes
+TRACE_OF = {
+    "tau_pre": ("tr_pre",), "tau_post": ("tr_post",), "tau_pre_slow": ("tr_pre_slow",),
+    "tau_post_slow": ("tr_post_slow",), "tau_theta": ("theta",), "tau_mean": ("x_mean", "y_mean"),
+}
+
 
 @dataclass(frozen=True)
 class Rule:
@@ -69,6 +75,11 @@ class Rule:
         if not self.learn_timescales:
             lt = jax.lax.stop_gradient(lt)
         return {k: jnp.exp(v) for k, v in lt.items()}
+
+    @property
+    def used_timescales(self) -> tuple[str, ...]:
+        """The time constants of the traces this rule reads (the others cannot matter)."""
+        return tuple(k for k, _ in self.timescales if any(v in self.inputs for v in TRACE_OF.get(k, ())))
 
     # -- evaluation ---------------------------------------------------------------------
     def apply(self, core, local: Local) -> jax.Array:

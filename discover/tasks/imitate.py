@@ -47,6 +47,9 @@ class Imitate(Task):
     # spiking inputs (Hz)
     pre_rate_range: tuple[float, float] = (5.0, 40.0)
     post_rate_range: tuple[float, float] = (5.0, 40.0)
+    pre_modulation_range: tuple[float, float] = (0.0, 0.0)
+    pre_frequency_range: tuple[float, float] = (2.0, 20.0)  # Hz
+    pre_phase_spread: float = 1.0  # input phases uniform over this fraction of a cycle
     observe: str = "weights"  # weights | spikes
     obs_tau: float = 5.0  # bins
     obs_noise: float = 0.0
@@ -105,13 +108,32 @@ class Imitate(Task):
         dt_s = net.dt * 1e-3
         r_pre = jax.random.uniform(k1, (net.n_pre,), minval=self.pre_rate_range[0], maxval=self.pre_rate_range[1])
         kp, kq = jax.random.split(k3)
-        s_pre = jax.random.bernoulli(kp, r_pre * dt_s, (self.steps, net.n_pre)).astype(jnp.float32)
+        rate = jnp.broadcast_to(r_pre, (self.steps, net.n_pre))
+        if self.pre_modulation_range[1] > 0:
+            rate = rate * self._modulation(jax.random.fold_in(k1, 1))
+        s_pre = jax.random.bernoulli(kp, rate * dt_s).astype(jnp.float32)
         ep = {"s_pre": s_pre, "W0": W0}
         if net.post_mode == "given":
             r_post = jax.random.uniform(k2, (net.n_post,), minval=self.post_rate_range[0],
                                         maxval=self.post_rate_range[1])
             ep["s_post"] = jax.random.bernoulli(kq, r_post * dt_s, (self.steps, net.n_post)).astype(jnp.float32)
         return ep
+
+    def _modulation(self, key):
+        """``1 + m sin(2 pi f t + phi_i)``: depth ``m`` and frequency ``f`` (log-uniform) per
+        episode, a phase per input, uniform over ``pre_phase_spread`` of a cycle (below 1 the
+        inputs are partly synchronous, so the postsynaptic neuron follows the rhythm and each
+        input leads or lags it by its own delay). Inputs then have temporal correlations at every lag, with
+        per-input delays: the pairing statistics that make a rule's trace time constants
+        identifiable (with constant Poisson rates a pair rule's drift depends only on
+        ``A_plus*tau_pre - A_minus*tau_post`` and its causal part on ``A_plus``)."""
+        km, kf, kphi = jax.random.split(key, 3)
+        m = jax.random.uniform(km, minval=self.pre_modulation_range[0], maxval=self.pre_modulation_range[1])
+        lo, hi = jnp.log(self.pre_frequency_range[0]), jnp.log(self.pre_frequency_range[1])
+        f = jnp.exp(jax.random.uniform(kf, minval=lo, maxval=hi))
+        phi = jax.random.uniform(kphi, (self.network.n_pre,), maxval=2 * jnp.pi * self.pre_phase_spread)
+        t = jnp.arange(self.steps)[:, None] * self.network.dt * 1e-3
+        return 1.0 + m * jnp.sin(2 * jnp.pi * f * t + phi)
 
     def initial_state(self, episode):
         return self.network.init_state(episode["W0"])

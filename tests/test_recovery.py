@@ -148,3 +148,63 @@ def test_default_demo_rediscovers_oja(tmp_path, seed):
         assert (tmp_path / name).exists(), name
     if seed == 0:
         assert_report_compiles(tmp_path, "oja")
+
+
+def test_triplet_stdp_from_weights_event_driven_polynomial(tmp_path):
+    """configs/stdp_triplet.toml at CI size: the event-driven polynomial student (degree 2
+    over fast and slow traces and w, per spike type) recovers the Pfister & Gerstner 2006
+    minimal rule, and the selected equation's Sjostrom frequency curves match the teacher's."""
+    from analysis.compare import frequency_distance
+
+    cfg = {"task": {"name": "imitate", "steps": 1000, "record_every": 10, "n_pre": 10, "n_post": 2,
+                    "pre_rate_range": [5.0, 50.0], "post_rate_range": [5.0, 50.0],
+                    "teacher": {"rule": "stdp_triplet"}},
+           "network": {"kind": "lif", "post_mode": "given"},
+           "rule": {"kind": "polynomial", "degree": 2, "output_scale": 0.01,
+                    "inputs": ["s_pre", "s_post", "tr_pre", "tr_post", "tr_pre_slow", "tr_post_slow", "w"],
+                    "timescales": {"tau_pre": 16.8, "tau_post": 33.7, "tau_pre_slow": 101.0, "tau_post_slow": 114.0}},
+           "meta": {"learning_rate": 0.01, "steps": 600, "batch": 8, "eval_every": 100, "val_episodes": 16},
+           "distill": {"policy": "verified", "samples": 4000, "episodes": 12, "bootstrap": 20},
+           "verify": {"episodes": 16}}
+    coefs, rel, _ = run_pipeline(cfg, tmp_path)
+    sp, so, tp, to, tys = S["s_pre"], S["s_post"], S["tr_pre"], S["tr_post"], S["tr_post_slow"]
+    # Pfister & Gerstner 2006, Table 4 (visual cortex, minimal all-to-all): A3_plus 6.5e-3, A2_minus 7.1e-3
+    assert_terms(coefs, {so * tp * tys: 6.5e-3, sp * to: -7.1e-3}, 0.15)
+    assert rel >= 0.95
+    assert_report_compiles(tmp_path, "stdp_triplet")
+    freq = pd.read_csv(tmp_path / "comparison_frequency.csv")
+    d_teacher = frequency_distance(freq[freq["rule"] == "equation"], freq[freq["rule"] == "teacher"])
+    d_pair = frequency_distance(freq[freq["rule"] == "equation"], freq[freq["rule"] == "stdp_pair"])
+    assert d_teacher < 0.05 < 0.3 < d_pair
+
+
+def test_pair_stdp_closed_loop_from_spikes_only_by_evolution(tmp_path):
+    """configs/stdp_pair.toml as shipped (~2.5 min): postsynaptic spikes only, closed loop,
+    CMA-ES. The student's trace time constants start at 30 / 12 ms (teacher: 20 / 20) and
+    are learned; the equation is exactly the two pair terms with A_minus/A_plus within
+    10 % and both time constants within 10 %. (At 1 s episodes, 2 neurons and 600
+    generations the search stops short: extra s_pre, s_post, s_post*w terms remain.)"""
+    import tomllib
+    from pathlib import Path
+
+    cfg = tomllib.loads((Path(__file__).resolve().parents[1] / "configs" / "stdp_pair.toml").read_text())
+    assert cfg["rule"]["timescales"] == {"tau_pre": 30.0, "tau_post": 12.0}
+    coefs, rel, _ = run_pipeline(cfg, tmp_path)
+    sp, so, tp, to = S["s_pre"], S["s_post"], S["tr_pre"], S["tr_post"]
+    assert set(coefs) == {so * tp, sp * to}
+    assert -coefs[sp * to] / coefs[so * tp] == pytest.approx(1.05, rel=0.10)
+    assert rel >= 0.95
+    from discover.build import load_rule
+
+    rule, params = load_rule(tmp_path)
+    learned = {k: float(v) for k, v in rule.tau(params).items()}
+    assert learned["tau_pre"] == pytest.approx(20.0, rel=0.10)
+    assert learned["tau_post"] == pytest.approx(20.0, rel=0.10)
+    # the report's pairing-window figure overlays the equation (with the learned time
+    # constants) on the teacher
+    from analysis.compare import window_distance
+
+    assert_report_compiles(tmp_path, "stdp_pair")
+    win = pd.read_csv(tmp_path / "comparison_windows.csv")
+    assert {"equation", "neural", "teacher"} <= set(win["rule"])
+    assert window_distance(win[win["rule"] == "equation"], win[win["rule"] == "teacher"]) < 0.05

@@ -219,6 +219,8 @@ def cmd_list(args) -> None:
         print(f"  {name:<18} {first}")
     print("tasks:      " + ", ".join(CHOICES[("task", "name")]))
     print("rule kinds: " + ", ".join(CHOICES[("rule", "kind")]) + " (learnable); symbolic (equations)")
+    print("meta-optimizers: " + ", ".join(CHOICES[("meta", "optimizer")]) + " ([meta] optimizer; cma_es, open_es: "
+          "evolution strategies)")
     print("canonical rules:")
     for c in CANONICAL.values():
         print(f"  {c.name:<13} [{c.network}] dw = {c.equation}   ({c.source})")

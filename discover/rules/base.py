@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
-from ..vocabulary import NAMES
+from ..vocabulary import BINARY, NAMES
 
 # Default time constants of the traces. Spiking (ms): Song, Miller & Abbott 2000 (pair
 # traces, 20 ms); slow traces: Pfister & Gerstner 2006, Table 4, visual cortex minimal
@@ -37,6 +37,26 @@ DEFAULT_TIMESCALES = {
 }
 
 Local = Mapping[str, jax.Array]
+
+class EventDriven:
+    """``features`` and ``heads`` of rules that may take the event-driven form
+    ``dw = s_post*f(z) + s_pre*g(z)`` (DESIGN.md section 3); the subclass has a boolean
+    field ``event_driven``."""
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        """The inputs ``z`` the rule's function reads: all, or the non-spike ones when event-driven."""
+        if self.event_driven:
+            return tuple(n for n in self.inputs if n not in BINARY)
+        return self.inputs
+
+    @property
+    def heads(self) -> tuple[str, ...]:
+        """The spike indicators that gate the rule's outputs (event-driven), in order."""
+        if not self.event_driven:
+            return ()
+        return tuple(n for n in ("s_post", "s_pre") if n in self.inputs)
+
 
 # which local variables each time constant shapes
 TRACE_OF = {

@@ -12,30 +12,17 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
-from ..vocabulary import BINARY
-from .base import Rule
+from .base import EventDriven, Rule
 
 
 @dataclass(frozen=True)
-class MLPRule(Rule):
+class MLPRule(EventDriven, Rule):
     hidden: tuple[int, ...] = (16, 16)
     output_scale: float = 0.01
     event_driven: bool = False
     # (shift, scale) per non-spike input, so that the MLP sees O(1) numbers
     norm: tuple[tuple[float, float], ...] = ()
     init_gain: float = 0.1
-
-    @property
-    def features(self) -> tuple[str, ...]:
-        if self.event_driven:
-            return tuple(n for n in self.inputs if n not in BINARY)
-        return self.inputs
-
-    @property
-    def heads(self) -> tuple[str, ...]:
-        if not self.event_driven:
-            return ()
-        return tuple(n for n in ("s_post", "s_pre") if n in self.inputs)
 
     def init_core(self, key):
         sizes = (len(self.features), *self.hidden, max(1, len(self.heads)))

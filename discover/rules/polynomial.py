@@ -28,26 +28,16 @@ import numpy as np
 import sympy
 
 from ..monomials import evaluate_monomials, monomial_exponents, monomial_exprs
-from ..vocabulary import BINARY, SYMBOLS
-from .base import Rule
+from ..vocabulary import SYMBOLS
+from .base import EventDriven, Rule
 
 
 @dataclass(frozen=True)
-class PolynomialRule(Rule):
+class PolynomialRule(EventDriven, Rule):
     degree: int = 3
     output_scale: float = 0.01
     event_driven: bool = False
     scales: tuple[float, ...] = ()  # per feature; () = all 1
-
-    @property
-    def features(self) -> tuple[str, ...]:
-        if self.event_driven:
-            return tuple(n for n in self.inputs if n not in BINARY)
-        return self.inputs
-
-    @property
-    def heads(self) -> tuple[str, ...]:
-        return tuple(n for n in ("s_post", "s_pre") if n in self.inputs) if self.event_driven else ()
 
     @property
     def exponents(self) -> np.ndarray:

@@ -15,7 +15,7 @@ import pandas as pd
 import sympy
 from sympy.polys.polyerrors import PolynomialError
 
-from .backends.base import Candidate, weighted_mse
+from .backends.base import Candidate, nondominated, weighted_mse
 from .simplify import complexity, evaluate, polish, round_expr, terms
 
 COLUMNS = ["id", "backend", "complexity", "loss", "score", "equation", "sympy", "latex", "coefficients"]
@@ -89,13 +89,7 @@ def pareto_front(
         if key not in best or loss < best[key][1]:
             best[key] = row
 
-    rows = sorted(best.values(), key=lambda r: (r[0], r[1]))
-    front = []
-    for r in rows:
-        if not front or r[1] < front[-1][1]:
-            if front and front[-1][0] == r[0]:
-                continue  # same complexity, sorted by loss: the first one wins
-            front.append(r)
+    front = nondominated(list(best.values()))
     scores = _scores([r[0] for r in front], [r[1] for r in front])
     records = []
     for i, ((cx, loss, expr, backend), score) in enumerate(zip(front, scores)):

@@ -131,3 +131,18 @@ def weighted_mse(pred: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | No
     r2 = (np.asarray(pred, dtype=np.float64) - y) ** 2
     loss = float(np.mean(r2)) if sample_weight is None else float(np.sum(sample_weight * r2) / np.sum(sample_weight))
     return loss if np.isfinite(loss) else float("inf")
+
+
+def nondominated(rows: Sequence[tuple]) -> list[tuple]:
+    """The rows ``(complexity, loss, ...)`` that no other row dominates.
+
+    Sorted by complexity (then loss); a row is kept if it is strictly more accurate than
+    every simpler kept row, so of rows with equal complexity only the most accurate (the
+    first of equals, in input order) survives. The Pareto front of
+    :func:`distill.front.pareto_front` and of operon's event combinations.
+    """
+    front: list[tuple] = []
+    for r in sorted(rows, key=lambda r: (r[0], r[1])):
+        if not front or r[1] < front[-1][1]:
+            front.append(r)
+    return front

@@ -35,7 +35,7 @@ from discover.equations import EquationError, parse_equation
 from discover.vocabulary import BINARY, reduce_binary
 
 from ..simplify import complexity, evaluate, finite_at_spikes, symbols_for
-from .base import BackendUnavailable, Candidate, check_data, weighted_mse
+from .base import BackendUnavailable, Candidate, check_data, nondominated, weighted_mse
 
 # Operon primitives whose printed form discover.equations.parse_equation can read back.
 PARSEABLE_SYMBOLS = frozenset({
@@ -335,11 +335,4 @@ def event_front(fronts: Sequence[Sequence[tuple[float, float]]], shares: Sequenc
         cx = sum(fronts[i][j][0] for i, j in enumerate(combo))
         loss = sum(p * fronts[i][j][1] for i, (j, p) in enumerate(zip(combo, shares)))
         combos.append((cx, loss, combo))
-    combos.sort(key=lambda c: (c[0], c[1]))
-    kept: list[tuple[float, float, tuple[int, ...]]] = []
-    for cx, loss, combo in combos:
-        if not kept or loss < kept[-1][1]:
-            if kept and kept[-1][0] == cx:
-                continue
-            kept.append((cx, loss, combo))
-    return [combo for _, _, combo in kept]
+    return [combo for _, _, combo in nondominated(combos)]

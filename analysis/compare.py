@@ -94,6 +94,8 @@ from . import rundir
 COMPARISON = rundir.COMPARISON
 WINDOWS = rundir.COMPARISON_WINDOWS
 FREQUENCY = rundir.COMPARISON_FREQUENCY
+#: Columns of ``comparison_windows.csv``.
+WINDOW_COLUMNS: tuple[str, ...] = rundir.REQUIRED_COLUMNS[WINDOWS]
 
 #: Columns of ``comparison.csv``, in order.
 COLUMNS: tuple[str, ...] = (
@@ -389,7 +391,7 @@ def stdp_behaviour(equation: str, names: Sequence[str], timescales: Mapping[str,
         can = _canonical_windows(name)
         dist[name] = window_distance(eq, can)
         frames.append(can.assign(rule=name))
-    windows = pd.concat(frames, ignore_index=True)[["rule", "protocol", "dt_ms", "dw", "dw_normalized"]]
+    windows = pd.concat(frames, ignore_index=True)[list(WINDOW_COLUMNS)]
     return dist, windows
 
 
@@ -419,7 +421,7 @@ class FrequencyProtocol:
 FREQUENCY_PROTOCOL = FrequencyProtocol()
 
 #: Columns of ``comparison_frequency.csv``.
-FREQUENCY_COLUMNS: tuple[str, ...] = ("rule", "freq_hz", "lag_ms", "dw")
+FREQUENCY_COLUMNS: tuple[str, ...] = rundir.REQUIRED_COLUMNS[FREQUENCY]
 
 
 @functools.lru_cache(maxsize=32)
@@ -955,18 +957,19 @@ def run_protocol_curves(run_dir: str | os.PathLike, config: Mapping[str, Any], w
       ``"teacher"``); a rule whose protocol fails is left out, with a note.
     """
     rules, notes = run_rules(run_dir, config)
-    win, freq = [], []
+    win: list[pd.DataFrame] = []
+    freq: list[pd.DataFrame] = []
+    runs = []  # (name, output list, columns, simulate(rule or canonical name, params))
+    if windows:
+        runs.append(("pairing", win, WINDOW_COLUMNS,
+                     lambda r, p: _canonical_windows(r) if isinstance(r, str) else _windows(r, p)))
+    if protocol is not None:
+        runs.append(("pairing-frequency", freq, FREQUENCY_COLUMNS,
+                     lambda r, p: _canonical_frequency(r, protocol) if isinstance(r, str) else protocol.run(r, p)))
     for label, rule, params in rules:
-        for kind, out, enabled in (("pairing", win, windows), ("pairing-frequency", freq, protocol is not None)):
-            if not enabled:
-                continue
+        for kind, out, columns, simulate in runs:
             try:
-                if kind == "pairing":
-                    df = _canonical_windows(rule) if isinstance(rule, str) else _windows(rule, params)
-                    out.append(df.assign(rule=label)[["rule", "protocol", "dt_ms", "dw", "dw_normalized"]])
-                else:
-                    df = _canonical_frequency(rule, protocol) if isinstance(rule, str) else protocol.run(rule, params)
-                    out.append(df.assign(rule=label)[list(FREQUENCY_COLUMNS)])
+                out.append(simulate(rule, params).assign(rule=label)[list(columns)])
             except Exception as e:
                 notes.append(f"The {kind} protocol of the {label} rule failed ({type(e).__name__}: {e}); "
                              "its curve is left out.")
@@ -1140,7 +1143,7 @@ def compare_runs(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike) 
 
 
 __all__ = ["COLUMNS", "Comparison", "CompareUnavailable", "OjaCheck", "PAIRING_PROTOCOLS", "FrequencyProtocol",
-           "FREQUENCY_PROTOCOL", "FREQUENCY_COLUMNS", "frequency_behaviour", "frequency_distance",
+           "FREQUENCY_PROTOCOL", "FREQUENCY_COLUMNS", "WINDOW_COLUMNS", "frequency_behaviour", "frequency_distance",
            "run_protocol_curves", "run_rules", "normalized_coefficients",
            "term_jaccard", "coefficient_distance", "equation_comparison", "mark_closest", "compare_equation",
            "compare_run", "run", "runs_table", "compare_runs", "stdp_behaviour", "oja_behaviour", "oja_metrics",

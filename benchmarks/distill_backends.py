@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import platform
 import time
@@ -26,6 +25,7 @@ import numpy as np
 import sympy
 
 from discover.equations import parse_equation
+from discover.io import write_json
 from discover.rules import canonical_rule
 from distill.backends import get_backend
 from distill.simplify import evaluate, terms
@@ -98,10 +98,7 @@ def main():
     result = {"benchmark": "distill_backends", "argv": vars(args) | {"out": str(args.out)},
               "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count()},
               "fits": fits, "markdown": "\n".join(lines)}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=1))
-    tmp.replace(args.out)
+    write_json(args.out, result)
     print(f"wrote {args.out}")
 
 

@@ -312,9 +312,9 @@ def main(argv=None) -> int:
               "rows": rows, "notes": notes, "wall_s": total, "markdown": text}
     out_path.parent.mkdir(parents=True, exist_ok=True)
     plot(rows, out_path.with_suffix(".png"))
-    tmp = out_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=1))
-    tmp.replace(out_path)
+    from discover.io import write_json  # imported here like jax: the parent process stays light
+
+    write_json(out_path, result)
     print(f"wrote {out_path}")
     return 0
 

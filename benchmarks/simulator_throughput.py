@@ -392,10 +392,9 @@ def main(argv=None) -> int:
     result = {"benchmark": "simulator_throughput", "quick": args.quick, "machine": machine_info(),
               "network": SONG, "ours": ours, "brian2": brian_rows, "notes": notes, "wall_s": total,
               "markdown": text}
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=1))
-    tmp.replace(out_path)
+    from discover.io import write_json  # here: the Brian2 worker runs this file without discover
+
+    write_json(out_path, result)
     print(f"wrote {out_path}")
     return 0
 

@@ -22,7 +22,6 @@ rule that is not exactly the teacher. Prints a markdown table; writes
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
 from pathlib import Path
@@ -32,6 +31,7 @@ import jax.numpy as jnp
 
 from discover.build import build_task, build_teacher
 from discover.config import load_config
+from discover.io import write_json
 from discover.rules import make_symbolic_rule
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,13 +86,11 @@ def main():
     for d, v, loss_ in rows:
         print(f"| {d} | {v} | {loss_:.4g} |")
     print(f"\n{len(rows)} evaluations in {seconds:.1f} s")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
+    write_json(args.out, {
         "config": str(args.config), "episodes": args.episodes, "seed": args.seed,
         "teacher": tp, "rows": [{"direction": d, "value": v, "meta_loss": x} for d, v, x in rows],
         "seconds": seconds, "machine": platform.platform(), "jax": jax.__version__,
-    }, indent=1))
+    })
 
 
 if __name__ == "__main__":

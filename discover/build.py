@@ -62,8 +62,9 @@ def build_task(cfg: Config, network=None, teacher=None):
     return Imitate(teacher=teacher, w0_range=tuple(t.w0_range), input_mean_range=tuple(t.input_mean_range),
                    input_scale_range=tuple(t.input_scale_range), pre_rate_range=tuple(t.pre_rate_range),
                    post_rate_range=tuple(t.post_rate_range), pre_modulation_range=tuple(t.pre_modulation_range),
-                   pre_frequency_range=tuple(t.pre_frequency_range), pre_phase_spread=t.pre_phase_spread, observe=t.observe, obs_tau=t.obs_tau,
-                   obs_noise=t.obs_noise, unrecorded_fraction=t.unrecorded_fraction, **common)
+                   pre_frequency_range=tuple(t.pre_frequency_range), pre_phase_spread=t.pre_phase_spread,
+                   observe=t.observe, obs_tau=t.obs_tau, obs_noise=t.obs_noise,
+                   unrecorded_fraction=t.unrecorded_fraction, **common)
 
 
 def student_inputs(cfg: Config, teacher: Rule | None) -> tuple[str, ...]:
@@ -96,6 +97,7 @@ def build_student(cfg: Config, task, teacher: Rule | None = None, key=None) -> R
     inputs = student_inputs(cfg, teacher)
     ts = tuple(_timescales(cfg).items())
     r = cfg.rule
+    key = key if key is not None else jax.random.key(cfg.meta.seed + 7)
     event = cfg.network.kind == "lif" if r.event_driven is None else r.event_driven
     if r.kind == "polynomial":
         proto = PolynomialRule(inputs=inputs, timescales=ts, learn_timescales=r.learn_timescales, degree=r.degree,
@@ -103,17 +105,17 @@ def build_student(cfg: Config, task, teacher: Rule | None = None, key=None) -> R
         if not event:
             return proto
         # monomials of z / rms(z) where the episodes visit z (so that Adam's steps fit all terms)
-        norm = probe_normalization(task, proto, teacher, key if key is not None else jax.random.key(cfg.meta.seed + 7))
+        norm = probe_normalization(task, proto, teacher, key)
         scales = tuple(round(float(np.hypot(m, s)), 6) or 1.0 for m, s in norm)
         return PolynomialRule(**{**proto.__dict__, "scales": scales})
     proto = MLPRule(inputs=inputs, timescales=ts, learn_timescales=r.learn_timescales, hidden=tuple(r.hidden),
                     output_scale=r.output_scale, event_driven=event, label="neural")
-    norm = probe_normalization(task, proto, teacher, key if key is not None else jax.random.key(cfg.meta.seed + 7))
+    norm = probe_normalization(task, proto, teacher, key)
     return MLPRule(**{**proto.__dict__, "norm": norm})
 
 
 def probe_normalization(task, rule: MLPRule | PolynomialRule, teacher: Rule | None, key, episodes: int = 4):
-    """Mean and std of each MLP feature where episodes visit it (teacher-driven if any)."""
+    """Mean and std of each feature of ``rule`` where episodes visit it (teacher-driven if any)."""
     eps = task.sample(key, episodes)
     driver = teacher if teacher is not None else SymbolicRule.from_string("0*w")
     dparams = driver.init(key)

@@ -145,9 +145,10 @@ def meta_train(task, rule, meta: MetaConfig, run_dir: str | Path | None = None, 
     loss_fn = batch_loss(task, rule, meta.dw_penalty, getattr(rule, "output_scale", 1.0))
     evolve = meta.optimizer in ES_OPTIMIZERS
     if evolve:
-        es, es_params = make_es(meta, _searched(params, rule))
+        searched = _searched(params, rule)
+        es, es_params = make_es(meta, searched)
         k_es = jax.random.fold_in(k_train, 10**9)
-        opt_state = es.init(k_es, _searched(params, rule), es_params)
+        opt_state = es.init(k_es, searched, es_params)
     else:
         opt = make_optimizer(meta)
         opt_state = opt.init(params)
@@ -228,9 +229,10 @@ def meta_train(task, rule, meta: MetaConfig, run_dir: str | Path | None = None, 
                 where = f"the last good checkpoint (step {last_saved}) is in {ck}"
             knob = (f"[meta] es_sigma (now {meta.es_sigma})" if evolve
                     else f"[meta] learning_rate (now {meta.learning_rate})")
+            norm = "parameter" if evolve else "grad"
             raise MetaTrainingError(
                 f"meta-loss or its gradient became {'NaN' if not math.isfinite(loss) else 'infinite'} at "
-                f"meta-step {step} (loss={loss}, {'parameter' if evolve else 'grad'} norm={gnorm}): the plasticity rule made the weights "
+                f"meta-step {step} (loss={loss}, {norm} norm={gnorm}): the plasticity rule made the weights "
                 f"diverge. {where}. Lower {knob} or [rule] "
                 "output_scale, or bound the weights with [network] w_min / w_max, then rerun the same "
                 "command (it resumes from the checkpoint if the config is unchanged; use a new --out otherwise)."

@@ -11,8 +11,6 @@ relative ~1e-6 (1e-4 allowed).
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -34,19 +32,10 @@ from analysis.protocols import (
     window_figure,
 )
 from discover.rules import MLPRule, canonical_rule, make_symbolic_rule
+from test_fidelity import reference  # the Brian2 reference files, found as the fidelity tests find them
 
 REPO = Path(__file__).resolve().parents[1]
 ULP = 2.0**-24  # half an ulp of float32 for 1 <= |w| < 2
-
-
-def reference(name: str) -> dict:
-    dirs = [os.environ.get("PLASTICITY_BRIAN2_REFERENCE", ""), REPO / "shared" / "reference",
-            REPO.parent / "shared" / "reference", REPO / "tests" / "reference"]
-    for d in dirs:
-        if d and (Path(d) / name).is_file():
-            return json.loads((Path(d) / name).read_text())
-    pytest.skip(f"Brian2 reference {name} not found in {[str(d) for d in dirs if d]}; "
-                "set PLASTICITY_BRIAN2_REFERENCE to the folder holding it")
 
 
 LAGS = [*range(-100, -4, 5), -2, -1, 0, 1, 2, *range(5, 101, 5)]  # those of the Brian2 file

@@ -123,9 +123,9 @@ class Imitate(Task):
         """``1 + m sin(2 pi f t + phi_i)``: depth ``m`` and frequency ``f`` (log-uniform) per
         episode, a phase per input, uniform over ``pre_phase_spread`` of a cycle (below 1 the
         inputs are partly synchronous, so the postsynaptic neuron follows the rhythm and each
-        input leads or lags it by its own delay). Inputs then have temporal correlations at every lag, with
-        per-input delays: the pairing statistics that make a rule's trace time constants
-        identifiable (with constant Poisson rates a pair rule's drift depends only on
+        input leads or lags it by its own delay). Inputs then have temporal correlations at
+        every lag, with per-input delays: the pairing statistics that make a rule's trace
+        time constants identifiable (with constant Poisson rates a pair rule's drift depends only on
         ``A_plus*tau_pre - A_minus*tau_post`` and its causal part on ``A_plus``)."""
         km, kf, kphi = jax.random.split(key, 3)
         m = jax.random.uniform(km, minval=self.pre_modulation_range[0], maxval=self.pre_modulation_range[1])

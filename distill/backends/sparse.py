@@ -78,6 +78,42 @@ def backward_path(G: np.ndarray, g: np.ndarray, max_terms: int, ridge: float = 1
     return out
 
 
+def best_small_supports(G: np.ndarray, g: np.ndarray, term_complexity: np.ndarray) -> list[np.ndarray]:
+    """For every equation complexity, the best support of one or two terms (exhaustively).
+
+    Thresholding and backward elimination can both miss a small but real second term:
+    with Hebb+decay, ``-0.005*w`` carries a small share of ``dw`` and is pruned before
+    spurious terms that carry more. Every one- and two-term support is solved in closed
+    form from the Gram matrix (normalized residual ``1 - c . g_S``); per complexity
+    (``sum of the terms' + 1`` for the ``Add``) the lowest residual is kept, so the
+    front's low end is complete whatever the thresholds found.
+    """
+    p = len(g)
+    d = np.diag(G)
+    ok = d > 0
+    best: dict[int, tuple[float, tuple[int, ...]]] = {}
+
+    def offer(cx, rss, S):
+        if cx not in best or rss < best[cx][0]:
+            best[cx] = (rss, S)
+
+    for i in np.flatnonzero(ok):
+        offer(int(term_complexity[i]), 1.0 - g[i] ** 2 / d[i], (int(i),))
+    i, j = np.triu_indices(p, k=1)
+    det = d[i] * d[j] - G[i, j] ** 2
+    good = det > 1e-9 * d[i] * d[j]  # drop collinear pairs (e.g. w and w**2 over a narrow range)
+    i, j, det = i[good], j[good], det[good]
+    ci = (d[j] * g[i] - G[i, j] * g[j]) / det
+    cj = (d[i] * g[j] - G[i, j] * g[i]) / det
+    rss = 1.0 - (ci * g[i] + cj * g[j])
+    cx = term_complexity[i] + term_complexity[j] + 1
+    for c in np.unique(cx):
+        k = np.flatnonzero(cx == c)
+        m = k[np.argmin(rss[k])]
+        offer(int(c), float(rss[m]), (int(i[m]), int(j[m])))
+    return [np.array(S) for _, S in best.values()]
+
+
 @dataclass(frozen=True)
 class SparseBackend:
     r"""STLSQ over monomials of the local variables (fast, deterministic, polynomial only).
@@ -91,6 +127,8 @@ class SparseBackend:
       ridge: Tikhonov term of the thresholding solves (normalized units).
       backward: also add the supports of a one-term-at-a-time backward elimination, which
         fills the Pareto front between the thresholds' supports.
+      small: also add the best one- and two-term support of every complexity, found
+        exhaustively (:func:`best_small_supports`).
 
     Example:
       >>> cands = SparseBackend().fit(X, dw, ["x", "y", "w"])
@@ -101,6 +139,7 @@ class SparseBackend:
     include_constant: bool = False
     ridge: float = 1e-10
     backward: bool = True
+    small: bool = True
 
     def fit(
         self,
@@ -149,6 +188,11 @@ class SparseBackend:
         if self.backward:
             for S in backward_path(G, g, max_terms=max(1, max_complexity // 2), ridge=self.ridge):
                 supports[tuple(int(k) for k in S)] = None
+
+        if self.small:
+            tcx = np.array([complexity(sympy.Float(0.5) * library[k]) for k in usable])
+            for S in best_small_supports(G, g, tcx):
+                supports[tuple(sorted(int(k) for k in S))] = None
 
         out = []
         for S in supports:

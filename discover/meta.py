@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 
 from .config import MetaConfig
 from .io import load_pytree, save_pytree, write_csv, write_json
+from .sharding import batch_sharding, constrain, place
 
 
 class MetaTrainingError(RuntimeError):
@@ -152,7 +153,14 @@ def meta_train(task, rule, meta: MetaConfig, run_dir: str | Path | None = None, 
     else:
         opt = make_optimizer(meta)
         opt_state = opt.init(params)
-    val_episodes = task.sample(k_val, meta.val_episodes)
+    # DESIGN §4: ES members or gradient episodes are laid out over all devices
+    split = batch_sharding(meta.population, "[meta] population") if evolve else \
+        batch_sharding(meta.batch, "[meta] batch")
+    val_episodes = place(task.sample(k_val, meta.val_episodes),
+                         batch_sharding(meta.val_episodes, "[meta] val_episodes"))
+    if progress and split is not None:
+        what = f"population of {meta.population}" if evolve else f"meta-batch of {meta.batch} episodes"
+        print(f"meta-training: the {what} is sharded over {jax.device_count()} devices", file=sys.stderr)
 
     pool = task.sample(k_train, meta.train_episodes) if meta.train_episodes else None
 
@@ -170,6 +178,7 @@ def meta_train(task, rule, meta: MetaConfig, run_dir: str | Path | None = None, 
         if evolve:  # one generation; every member sees the same episodes (common random numbers)
             k = jax.random.fold_in(k_es, step)
             pop, opt_state = es.ask(k, opt_state, es_params)
+            pop = constrain(pop, split)
             fit = jax.vmap(lambda member: loss_fn(_merge(params, member), episodes))(pop)
             ok = jnp.isfinite(fit)
             # members that blow up rank last instead of stopping the search
@@ -177,7 +186,7 @@ def meta_train(task, rule, meta: MetaConfig, run_dir: str | Path | None = None, 
             new = _merge(params, es.get_mean(opt_state))
             loss = jnp.where(jnp.any(ok), jnp.sum(jnp.where(ok, fit, 0.0)) / jnp.maximum(jnp.sum(ok), 1), jnp.nan)
             return new, opt_state, loss, optax.tree.norm(new)
-        loss, grads = jax.value_and_grad(loss_fn)(params, episodes)
+        loss, grads = jax.value_and_grad(loss_fn)(params, constrain(episodes, split))
         gnorm = optax.tree.norm(grads)
         updates, opt_state = opt.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss, gnorm

@@ -121,6 +121,9 @@ class DistillConfig:
     bootstrap: int = 100
     refine_steps: int = 0  # > 0: refit each equation's coefficients on the task (0 = keep regression values)
     refine_episodes: int = 16  # fixed pool of training episodes for the refit
+    refine_optimizer: str = "auto"  # auto (cma_es when [meta] optimizer is an ES, else adam) | adam | cma_es
+    refine_sigma: float = 0.1  # cma_es refit: initial search s.d., relative to each coefficient
+    refine_population: int = 16  # cma_es refit: members per generation
     seed: int = 1
 
 
@@ -155,6 +158,7 @@ CHOICES = {
     ("meta", "lr_schedule"): ("cosine", "constant"),
     ("distill", "backend"): ("sparse", "operon", "pysr"),
     ("distill", "policy"): ("accuracy", "score", "best", "verified"),
+    ("distill", "refine_optimizer"): ("auto", "adam", "cma_es"),
 }
 POSITIVE = {"steps", "record_every", "n_pre", "n_post", "batch", "val_episodes", "eval_every", "learning_rate",
             "dt", "tau_m", "tau_syn", "samples", "episodes", "max_complexity", "max_degree", "degree",
@@ -282,6 +286,8 @@ def _check(cfg: Config) -> None:
         raise ConfigError("[meta] tau_learning_rate must be >= 0 (0 = the same as learning_rate)")
     if not 0 <= cfg.distill.event_fraction <= 1:
         raise ConfigError("[distill] event_fraction must be in [0, 1]")
+    if cfg.distill.refine_sigma <= 0 or cfg.distill.refine_population < 2:
+        raise ConfigError("[distill] refine_sigma must be > 0 and refine_population >= 2 (CMA-ES refit)")
 
 
 def config_to_dict(cfg) -> dict:

@@ -21,6 +21,7 @@ from discover.build import build_task, load_rule
 from discover.config import Config, load_config
 from discover.equations import parse_equation
 from discover.io import RunDirError, atomic_write_bytes, update_manifest, write_csv
+from discover.meta import ES_OPTIMIZERS
 
 from .backends import get_backend
 from .bootstrap import coefficient_ci
@@ -71,13 +72,23 @@ def add_intervals(front: pd.DataFrame, names, X, dw, groups, n_boot: int, seed: 
     return front
 
 
-def refine_front(front: pd.DataFrame, task, names, timescales: dict, d, progress: bool) -> pd.DataFrame:
+def refit_optimizer(cfg: Config) -> str:
+    """``[distill] refine_optimizer``, with ``auto`` resolved: CMA-ES when meta-training used an
+    evolution strategy (a loss that needed evolution needs it for the refit too), else Adam."""
+    if cfg.distill.refine_optimizer != "auto":
+        return cfg.distill.refine_optimizer
+    return "cma_es" if cfg.meta.optimizer in ES_OPTIMIZERS else "adam"
+
+
+def refine_front(front: pd.DataFrame, task, names, timescales: dict, d, progress: bool,
+                 optimizer: str = "adam") -> pd.DataFrame:
     """Refit every row's coefficients on the task (:mod:`distill.refine`).
 
     ``equation``, ``sympy`` and ``latex`` then show the refitted equation; each term in
     ``coefficients`` keeps the regression's value and bootstrap interval as ``fit_value``,
     ``fit_ci_low``, ``fit_ci_high`` beside the refitted ``value`` and its sandwich interval.
     ``refit_loss`` is the task's meta-loss of the refitted equation (training pool).
+    ``optimizer``: ``"adam"`` or ``"cma_es"`` (:func:`distill.refine.refine`).
     """
     import sympy
 
@@ -88,11 +99,14 @@ def refine_front(front: pd.DataFrame, task, names, timescales: dict, d, progress
     front["refit_loss"] = np.nan
     for i, row in front.iterrows():
         expr = parse_equation(row["sympy"], variables=names)
-        out = refine(task, expr, timescales, steps=d.refine_steps, episodes=d.refine_episodes, seed=d.seed)
+        out = refine(task, expr, timescales, steps=d.refine_steps, episodes=d.refine_episodes, seed=d.seed,
+                     optimizer=optimizer, sigma=d.refine_sigma, population=d.refine_population)
         if out is None:
             if progress:
+                hint = ("; through a closed spiking loop, try [distill] refine_optimizer = \"cma_es\""
+                        if optimizer == "adam" else "")
                 print(f"distill: eq{row['id']} could not be refitted (it diverges or is not a sum of terms); "
-                      "keeping the regression coefficients", flush=True)
+                      f"keeping the regression coefficients{hint}", flush=True)
             continue
         refined, cis, loss = out
         old = json.loads(row["coefficients"]) if isinstance(row["coefficients"], str) else {}
@@ -138,7 +152,7 @@ def run(cfg: Config | None, run_dir: str | Path, backend: str | None = None, pro
     front = add_intervals(front, names, X, dw, groups, d.bootstrap, d.seed)
     if d.refine_steps > 0:
         timescales = {k: float(v) for k, v in rule.tau(params).items()}
-        front = refine_front(front, task, names, timescales, d, progress)
+        front = refine_front(front, task, names, timescales, d, progress, refit_optimizer(cfg))
     policy = "best" if d.policy == "verified" else d.policy
     front["selected"] = False
     front.loc[select(front, policy), "selected"] = True

@@ -2,12 +2,13 @@
 
     .venv/bin/python benchmarks/sharding.py [--devices 1 2] [--configs oja stdp_pair] [--steps 30]
 
-Each (config, device count) runs in its own process; on a CPU host the devices are made
-with ``XLA_FLAGS=--xla_force_host_platform_device_count=N`` (on a GPU host, N GPUs through
-``CUDA_VISIBLE_DEVICES``). It meta-trains ``--steps`` steps of the config and reports the
-seconds per step after the first (compiled) one, the speed-up over one device in the same
-run, and the largest parameter difference from the one-device run (float tolerance: the
-only difference is the order of the final cross-device sum). Writes
+Each (config, device count) runs in its own process, the CPU host split into N devices with
+``XLA_FLAGS=--xla_force_host_platform_device_count=N``. It meta-trains ``--steps`` steps of
+the config and reports the seconds per step between the first (compiling) and the last
+(validating) step, the speed-up over one device in the same run, and the largest parameter
+difference from the one-device run. Sharding changes only how XLA compiles the float arithmetic; in a
+smooth problem that stays at float tolerance, in a closed spiking loop a flipped spike can
+reorder ES members and the runs part ways (as they would after any float change). Writes
 ``benchmarks/results/sharding.json``.
 """
 
@@ -42,7 +43,7 @@ params, hist = meta_train(task, rule, cfg.meta, progress=False)
 wall = hist["wall_s"].to_numpy()
 flat = np.concatenate([np.ravel(a) for a in jax.tree_util.tree_leaves(params)])
 print("RESULT" + json.dumps({"devices": jax.device_count(), "first_step_s": float(wall[0]),
-      "s_per_step": float((wall[-1] - wall[0]) / (len(wall) - 1)), "params": flat.tolist(),
+      "s_per_step": float((wall[-2] - wall[0]) / (len(wall) - 2)), "params": flat.tolist(),
       "batch": cfg.meta.batch, "population": cfg.meta.population, "optimizer": cfg.meta.optimizer}))
 """
 
@@ -61,7 +62,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--devices", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--configs", nargs="+", default=["oja", "stdp_pair"])
-    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--steps", type=int, default=30, help="at least 3")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "sharding.json")
     args = ap.parse_args()
     lines = ["| config | optimizer (sharded axis) | devices | s per meta-step | speed-up | max param diff vs 1 device |",

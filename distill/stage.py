@@ -86,7 +86,8 @@ def refine_front(front: pd.DataFrame, task, names, timescales: dict, d, progress
 
     ``equation``, ``sympy`` and ``latex`` then show the refitted equation; each term in
     ``coefficients`` keeps the regression's value and bootstrap interval as ``fit_value``,
-    ``fit_ci_low``, ``fit_ci_high`` beside the refitted ``value`` and its sandwich interval.
+    ``fit_ci_low``, ``fit_ci_high`` beside the refitted ``value`` and its interval (sandwich
+    for Adam; for CMA-ES, the values the episodes cannot tell from the optimum).
     ``refit_loss`` is the task's meta-loss of the refitted equation (training pool).
     ``optimizer``: ``"adam"`` or ``"cma_es"`` (:func:`distill.refine.refine`).
     """

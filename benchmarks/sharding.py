@@ -65,8 +65,8 @@ def main():
     ap.add_argument("--steps", type=int, default=30, help="at least 3")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "sharding.json")
     args = ap.parse_args()
-    lines = ["| config | optimizer (sharded axis) | devices | s per meta-step | speed-up | max param diff vs 1 device |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| config | optimizer (sharded axis) | devices | s per meta-step | speed-up "
+             "| max param diff vs 1 device |", "|---|---|---|---|---|---|"]
     print("\n".join(lines), flush=True)
     results = []
     for name in args.configs:

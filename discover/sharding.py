@@ -8,9 +8,11 @@ meta-loss). With one device — the default — nothing changes.
 
 Which devices: all of ``jax.devices()``. Restrict them the usual ways
 (``CUDA_VISIBLE_DEVICES``; on CPU, ``XLA_FLAGS=--xla_force_host_platform_device_count=N``
-splits the host into N devices, one per core). Results depend on the device count only
-through the order of the final sum (float tolerance), never through random numbers: keys
-are split before the batch is laid out.
+splits the host into N devices, one per core). The device count never changes the random
+numbers (keys are split before the batch is laid out), only how XLA compiles the float
+arithmetic: smooth objectives agree to float tolerance; in a closed spiking loop a float
+difference can flip a spike and an ES run then takes another path
+(``benchmarks/sharding.py``).
 """
 
 from __future__ import annotations
@@ -24,21 +26,20 @@ from jax.sharding import PartitionSpec as P
 AXIS = "batch"
 
 
-def batch_sharding(n: int, what: str, *, devices=None, warn=True) -> NamedSharding | None:
+def batch_sharding(n: int, what: str) -> NamedSharding | None:
     """A sharding of a leading axis of length ``n`` over all devices, or ``None``.
 
     ``None`` (replicate) with one device, or when ``n`` is not a multiple of the device
     count; the latter says so on stderr, naming ``what`` (the config key to change).
     """
-    devices = list(jax.devices() if devices is None else devices)
+    devices = jax.devices()
     if len(devices) == 1:
         return None
     if n % len(devices):
-        if warn:
-            multiple = -(-n // len(devices)) * len(devices)
-            print(f"warning: {what} = {n} is not a multiple of the {len(devices)} devices, so it is not "
-                  f"sharded (every device computes all {n}); set {what} = {multiple} to use them all",
-                  file=sys.stderr)
+        multiple = -(-n // len(devices)) * len(devices)
+        print(f"warning: {what} = {n} is not a multiple of the {len(devices)} devices, so it is not "
+              f"sharded (every device computes all {n}); set {what} = {multiple} to use them all",
+              file=sys.stderr)
         return None
     mesh = jax.sharding.Mesh(devices, (AXIS,))
     return NamedSharding(mesh, P(AXIS))

@@ -41,7 +41,6 @@ from discover.rules import SymbolicRule
 
 from .simplify import terms
 
-
 REFINE_OPTIMIZERS = ("adam", "cma_es")
 
 
@@ -94,7 +93,7 @@ def refine(task, expr: sympy.Expr, timescales: dict, *, steps: int = 300, learni
     if core is None:
         return None
     final = float(mean_loss(core))
-    u = np.array([float(core[x.name]) for x in us])
+    u = np.array([float(core[n]) for n in names])
     value = scale * u
     if evolve:
         ulo, uhi = _indistinguishable(per_episode, core, names, level, span)

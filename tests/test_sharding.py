@@ -25,14 +25,21 @@ HERE = Path(__file__).resolve().parent
 RUNS = {"adam": {"steps": 6, "batch": 4}, "open_es": {"steps": 6, "batch": 4, "optimizer": "open_es", "population": 8}}
 
 
-def train(name):
+def flat(tree):
+    return np.concatenate([np.ravel(a) for a in jax.tree_util.tree_leaves(tree)])
+
+
+def setup(name):
     sys.path.insert(0, str(HERE))
     from test_meta import setup
 
-    cfg, task, rule = setup(**RUNS[name])
+    return setup(**RUNS[name])
+
+
+def train(name):
+    cfg, task, rule = setup(name)
     params, hist = meta_train(task, rule, cfg.meta, progress=True)
-    flat = np.concatenate([np.ravel(a) for a in jax.tree_util.tree_leaves(params)])
-    return {"params": flat.tolist(), "meta_loss": hist["meta_loss"].tolist()}
+    return {"params": flat(params).tolist(), "meta_loss": hist["meta_loss"].tolist()}
 
 
 CHILD = f"""
@@ -79,13 +86,6 @@ def test_sharded_meta_training_equals_one_device(two_devices, name):
     one = train(name)
     np.testing.assert_allclose(out[name]["params"], one["params"], rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(out[name]["meta_loss"], one["meta_loss"], rtol=1e-5)
-    assert not np.allclose(one["params"], train_start(name))  # the comparison is of trained parameters
-
-
-def train_start(name):
-    sys.path.insert(0, str(HERE))
-    from test_meta import setup
-
-    cfg, task, rule = setup(**RUNS[name])
-    return np.concatenate([np.ravel(a) for a in jax.tree_util.tree_leaves(rule.init(jax.random.split(
-        jax.random.key(cfg.meta.seed), 3)[0]))])
+    cfg, _, rule = setup(name)
+    start = flat(rule.init(jax.random.split(jax.random.key(cfg.meta.seed), 3)[0]))  # meta_train's k_init
+    assert not np.allclose(one["params"], start)  # the comparison is of trained parameters

@@ -5,7 +5,7 @@
 The data are the synthetic local-variable samples of ``tests/test_distill_backends.py``
 (rate samples with per-episode input scales; spiking samples with Poisson spikes and
 Pfister & Gerstner traces), ``dw`` from the canonical rule's equation plus Gaussian noise
-of 5 % of its s.d. A rule counts as recovered when the selected equation (policy
+of 5 % of its s.d. within each episode. A rule counts as recovered when the selected equation (policy
 ``best``) has exactly the true terms and every coefficient within 5 %. Prints a markdown
 table: CPU seconds of fit + Pareto front, recovered seeds, and seeds where some row of the
 front is the true equation (whether or not ``best`` chose it). Writes every fit (time,

@@ -160,7 +160,7 @@ CHOICES = {
     ("distill", "policy"): ("accuracy", "score", "best", "verified"),
     ("distill", "refine_optimizer"): ("auto", "adam", "cma_es"),
 }
-POSITIVE = {"steps", "record_every", "n_pre", "n_post", "batch", "val_episodes", "eval_every", "learning_rate",
+POSITIVE = {"refine_sigma", "steps", "record_every", "n_pre", "n_post", "batch", "val_episodes", "eval_every", "learning_rate",
             "dt", "tau_m", "tau_syn", "samples", "episodes", "max_complexity", "max_degree", "degree",
             "output_scale", "save_every", "loss_window", "population", "es_sigma"}
 
@@ -286,8 +286,8 @@ def _check(cfg: Config) -> None:
         raise ConfigError("[meta] tau_learning_rate must be >= 0 (0 = the same as learning_rate)")
     if not 0 <= cfg.distill.event_fraction <= 1:
         raise ConfigError("[distill] event_fraction must be in [0, 1]")
-    if cfg.distill.refine_sigma <= 0 or cfg.distill.refine_population < 2:
-        raise ConfigError("[distill] refine_sigma must be > 0 and refine_population >= 2 (CMA-ES refit)")
+    if cfg.distill.refine_population < 2:
+        raise ConfigError("[distill] refine_population must be >= 2 (members per CMA-ES generation)")
 
 
 def config_to_dict(cfg) -> dict:

@@ -22,23 +22,39 @@ class RunDirError(ValueError):
     """A run directory that lacks what a stage needs; the message says which command makes it."""
 
 
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same directory.
+
+    The temporary file is flushed to disk and renamed over ``path`` with ``os.replace``,
+    so a reader sees either the old file or the complete new one, never half of it; it
+    gets the permissions of a plainly created file (the process umask).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
+        try:
             os.unlink(tmp)
+        except FileNotFoundError:
+            pass
         raise
     return path
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
-    return atomic_write_bytes(path, text.encode())
+    """Write ``text`` (UTF-8) to ``path`` atomically; see :func:`atomic_write_bytes`."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def write_csv(path: str | Path, df) -> Path:
@@ -123,3 +139,55 @@ def update_manifest(run_dir: str | Path, **fields) -> dict:
         manifest.setdefault("timings_s", {}).update(timings)
     write_json(path, manifest)
     return manifest
+
+
+# -- the selected equation -----------------------------------------------------------------
+def _truthy(v) -> bool:
+    return str(v).strip().lower() in ("true", "1", "1.0")
+
+
+def selected_id(run_dir: str | Path) -> str | None:
+    """Id of the run's selected equation, or ``None`` when nothing is selected yet.
+
+    Distill marks its pick in ``equations.csv`` (``selected``); under the ``verified``
+    policy verification picks instead and marks the row ``eq<id>`` of ``verification.csv``
+    (its own ``selected`` column), so each file has one producer. The verified pick wins.
+    """
+    import pandas as pd
+
+    run_dir = Path(run_dir)
+    ver = run_dir / "verification.csv"
+    if ver.is_file():
+        df = pd.read_csv(ver)
+        if "selected" in df.columns:
+            rows = df[df["selected"].map(_truthy)]
+            if len(rows) and str(rows["rule"].iloc[0]).startswith("eq"):
+                return str(rows["rule"].iloc[0])[2:]
+    eqs = run_dir / "equations.csv"
+    if eqs.is_file():
+        df = pd.read_csv(eqs)
+        if "selected" in df.columns:
+            rows = df[df["selected"].map(_truthy)]
+            if len(rows):
+                return str(rows["id"].iloc[0])
+    return None
+
+
+def selected_equation(run_dir: str | Path, equations=None):
+    """The row of ``equations.csv`` (a pandas Series) of the selected equation, or ``None``.
+
+    ``equations``: the table already read (e.g. validated by :mod:`analysis.rundir`);
+    default: ``run_dir/equations.csv``.
+    """
+    import pandas as pd
+
+    eid = selected_id(run_dir)
+    if eid is None:
+        return None
+    if equations is None:
+        path = Path(run_dir) / "equations.csv"
+        if not path.is_file():
+            return None
+        equations = pd.read_csv(path)
+    rows = equations[equations["id"].astype(str) == eid]
+    return rows.iloc[0] if len(rows) else None

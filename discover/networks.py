@@ -47,6 +47,12 @@ class RateNetwork:
     w_min: float | None = None
     w_max: float | None = None
 
+    kind = "rate"
+    spiking = False
+    activity = "y"  # the activity variable a rollout records
+    input_names = ("x", "m")  # what an episode's inputs may hold, per step
+    local_variables = ("x", "y", "w", "theta", "x_mean", "y_mean", "m")
+
     def __post_init__(self):
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"network.activation {self.activation!r} unknown; use one of {', '.join(ACTIVATIONS)}")
@@ -128,6 +134,12 @@ class LIFNetwork:
     surrogate_beta: float = 1.0
     feedback_gradient: bool = True
     v0: float | None = None
+
+    kind = "lif"
+    spiking = True
+    activity = "s_post"
+    input_names = ("s_pre", "s_post", "m")
+    local_variables = ("s_pre", "s_post", "tr_pre", "tr_post", "tr_pre_slow", "tr_post_slow", "v_post", "w", "m")
 
     def __post_init__(self):
         for field, value, choices in [("synapse", self.synapse, ("current", "conductance")),

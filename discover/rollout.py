@@ -1,0 +1,124 @@
+"""The one time loop: any network, any rule, over an episode's inputs.
+
+Every stage and check that simulates plasticity (meta-training, distillation's sampling,
+verification, the refit, behaviour checks, plasticity protocols) goes through
+:func:`rollout`; nothing else scans over ``network.step``.
+
+Example:
+  >>> from discover.networks import RateNetwork
+  >>> from discover.rules import canonical_rule
+  >>> net, rule = RateNetwork(n_pre=3, n_post=1), canonical_rule("oja")
+  >>> params = rule.init(jax.random.key(0))
+  >>> x = jax.random.normal(jax.random.key(1), (100, 3))
+  >>> out = rollout(net, rule, params, net.init_state(jnp.full((1, 3), 0.5)), {"x": x})
+  >>> out.weights.shape, out.activity.shape
+  ((100, 1, 3), (100, 1))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from .unroll import unroll
+
+
+class Rollout(NamedTuple):
+    """What one episode of plasticity leaves behind (a pytree: ``vmap`` batches it).
+
+    Attributes:
+      final: the network state after the last step.
+      weights: ``W`` at the end of every block of ``record_every`` steps, ``[T/k, post, pre]``.
+      activity: the network's activity variable (``network.activity``: ``y`` or ``s_post``)
+        summed over each block, ``[T/k, post]``.
+      energy: mean squared weight change per synapse and step (a scalar).
+      local: with ``record_locals``, every local variable the rule saw at every step,
+        broadcast to ``[T, post, pre]``; else ``None``.
+    """
+
+    final: Any
+    weights: jax.Array
+    activity: jax.Array
+    energy: jax.Array
+    local: dict | None = None
+
+
+def rollout(network, rule, params, state, inputs, *, record_every: int = 1, steps: int | None = None,
+            until=None, chunk: int | None = None, truncate: bool = False,
+            record_locals: bool = False) -> Rollout:
+    """Run ``network`` with plasticity ``rule`` from ``state`` over ``inputs``.
+
+    Args:
+      network: a network (``init_state``, ``step``, ``activity``; :mod:`discover.networks`).
+      rule, params: the plasticity rule and its parameters.
+      state: the initial network state (``network.init_state(W0)``).
+      inputs: a dict of time-major arrays ``[T, ...]`` (``x``; ``s_pre``, ``s_post``; ``m``),
+        or a function ``t -> inputs at step t`` (then ``steps`` is required), which saves
+        memory where inputs are cheap to compute (imposed spike times).
+      record_every: weights and summed activity are kept once per this many steps.
+      steps: number of steps ``T`` (default: the inputs' length).
+      until: steps after this (an int, traced or not) leave the state unchanged: episodes
+        of different lengths in one ``vmap``.
+      chunk: steps per ``jax.checkpoint`` segment (bounded memory under reverse-mode
+        differentiation); set by the gradient meta-optimizer.
+      truncate: no gradient through the carry between segments (truncated backprop).
+      record_locals: also return the local variables of every step.
+
+    Returns:
+      A :class:`Rollout`.
+    """
+    if callable(inputs):
+        if steps is None:
+            raise ValueError("rollout with an inputs function needs steps=")
+        xs = jnp.arange(steps, dtype=jnp.int32)
+        at = inputs
+    else:
+        xs = inputs
+        at = None
+        steps = jax.tree_util.tree_leaves(inputs)[0].shape[0] if steps is None else steps
+    k = record_every
+    if steps % k:
+        raise ValueError(f"{steps} steps are not a multiple of record_every = {k}")
+    act = network.activity
+
+    def step(carry, x):
+        state, energy, t = carry
+        inp = at(x) if at is not None else x
+        new, local = network.step(rule, params, state, inp)
+        if until is not None:
+            live = t < until
+            new = jax.tree_util.tree_map(lambda a, b: jnp.where(live, a, b), new, state)
+        energy = energy + jnp.mean((new["W"] - state["W"]) ** 2)
+        out = local[act][:, 0]
+        if record_locals:
+            shape = state["W"].shape
+            return (new, energy, t + 1), (out, {n: jnp.broadcast_to(v, shape) for n, v in local.items()})
+        return (new, energy, t + 1), (out, None)
+
+    def block(carry, x_block):
+        carry, (acts, locs) = jax.lax.scan(step, carry, x_block)
+        return carry, (carry[0]["W"], acts.sum(axis=0), locs)
+
+    xs_b = jax.tree_util.tree_map(lambda a: a.reshape((a.shape[0] // k, k) + a.shape[1:]), xs)
+    n_blocks = steps // k
+    c = None
+    if chunk:
+        c = max(1, chunk // k)
+        while n_blocks % c:
+            c -= 1
+    carry0 = (state, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32))
+    (final, energy, _), (Ws, acts, locs) = unroll(block, carry0, xs_b, c, truncate=truncate)
+    if locs is not None:
+        locs = jax.tree_util.tree_map(lambda a: a.reshape((steps,) + a.shape[2:]), locs)
+    return Rollout(final, Ws, acts, energy / steps, locs)
+
+
+def final_weights(network, rule, params, W0, inputs: dict | Callable, **kw) -> jax.Array:
+    """``W`` after a rollout from ``W0`` (behaviour checks and protocols)."""
+    return rollout(network, rule, params, network.init_state(W0), inputs, **kw).final["W"]
+
+
+__all__ = ["Rollout", "rollout", "final_weights"]

@@ -107,7 +107,7 @@ def make_task(T: int, checkpoint_every: int | None):
                      w_min=0.0, w_max=1.0, post_mode="given")
     teacher = canonical_rule("stdp_pair")
     student = canonical_rule("stdp_pair", {"A_plus": 0.005, "A_minus": 0.00525}, label="student")
-    return make_imitate(net, teacher, steps=T, record_every=RECORD_EVERY, checkpoint_every=checkpoint_every), student
+    return make_imitate(net, teacher, steps=T, record_every=RECORD_EVERY), student
 
 
 def sample_worker(spec: dict) -> dict:
@@ -135,7 +135,7 @@ def worker(spec: dict) -> dict:
     episode_mib = sum(a.nbytes for a in jax.tree_util.tree_leaves(episode)) / 2**20
 
     def meta_grad(params, episode):
-        loss, g = jax.value_and_grad(lambda p: task.loss(student, p, episode))(params)
+        loss, g = jax.value_and_grad(lambda p: task.episode_loss(student, p, episode, chunk=ckpt)[0])(params)
         return loss, g["core"]
 
     t0 = time.perf_counter()
@@ -163,7 +163,7 @@ def worker(spec: dict) -> dict:
     loss, g = jax.block_until_ready(compiled(params, episode))
     grad_s = time.perf_counter() - t0
     peak_after = peak_rss_mib()
-    fwd = jax.jit(lambda p, e: task.loss(student, p, e)).lower(params, episode).compile()
+    fwd = jax.jit(lambda p, e: task.episode_loss(student, p, e)[0]).lower(params, episode).compile()
     jax.block_until_ready(fwd(params, episode))
     t0 = time.perf_counter()
     jax.block_until_ready(fwd(params, episode))

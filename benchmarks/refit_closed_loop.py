@@ -36,7 +36,7 @@ def main():
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "refit_closed_loop.json")
     args = ap.parse_args()
     cfg = config_from_dict(tests.CLOSED)
-    task = build_task(cfg, teacher=build_teacher(cfg))
+    task = build_task(cfg)
     start = parse_equation("0.04*s_post*tr_pre - 0.063*s_pre*tr_post")
     lines = ["| optimizer | A_plus [interval] | A_minus [interval] | refit loss | CPU s |", "|---|---|---|---|---|"]
     rows = []

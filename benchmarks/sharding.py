@@ -31,14 +31,14 @@ ROOT = Path(__file__).resolve().parents[1]
 CHILD = """
 import dataclasses, json, sys
 import jax, numpy as np
-from discover.build import build_student, build_task, build_teacher
+from discover.build import build_student, build_task
 from discover.config import load_config
 from discover.meta import meta_train
 cfg = load_config(sys.argv[1])
 cfg = dataclasses.replace(cfg, meta=dataclasses.replace(cfg.meta, steps=int(sys.argv[2]), eval_every=10**9))
-teacher = build_teacher(cfg)
-task = build_task(cfg, teacher=teacher)
-rule = build_student(cfg, task, teacher)
+
+task = build_task(cfg)
+rule = build_student(cfg, task)
 params, hist = meta_train(task, rule, cfg.meta, progress=False)
 wall = hist["wall_s"].to_numpy()
 flat = np.concatenate([np.ravel(a) for a in jax.tree_util.tree_leaves(params)])

@@ -58,7 +58,7 @@ def main():
     def loss(ap_, am_, t_pre, t_post):
         p = {"core": {"A_plus": ap_, "A_minus": am_},
              "log_tau": {**base["log_tau"], "tau_pre": jnp.log(t_pre), "tau_post": jnp.log(t_post)}}
-        return jnp.mean(jax.vmap(lambda e: task.loss(student, p, e))(episodes))
+        return jnp.mean(jax.vmap(lambda e: task.episode_loss(student, p, e)[0])(episodes))
 
     taus = {k: float(v) for k, v in teacher.tau(teacher.init(jax.random.key(0))).items()}
     t_pre0, t_post0 = taus["tau_pre"], taus["tau_post"]

@@ -1,20 +1,12 @@
-"""Meta-training: backprop through unrolled episodes (optax), or evolution strategies (evosax).
+"""Meta-training: the loop every meta-optimizer shares (:mod:`discover.optimizers`).
 
 One jitted ``train_step`` samples a meta-batch of episodes (the key is ``fold_in(seed,
-step)``, so a resumed run draws exactly the episodes an uninterrupted one would), takes
-the mean episode meta-loss, its gradient with respect to the rule's parameters through
-the whole unroll (``jax.checkpoint`` segments bound the memory, see
-:mod:`discover.unroll`), clips the global gradient norm and applies Adam. A fixed set of
-held-out validation episodes is scored every ``eval_every`` steps; the parameters with
-the best validation loss are the result.
-
-With ``optimizer = "cma_es" | "open_es"`` a step is one generation of an evolution
-strategy instead (:func:`make_es`): ``population`` members, each scored on the same
-meta-batch by forward simulation only, no gradient. It needs no surrogate gradient and
-no truncation, and it is not misled by the rough, chaotic landscape of closed spiking
-loops (a small change in a weight moves spike times, which moves the next weight
-changes); the mean of the search distribution is the current rule. Time constants are
-searched only where the rule reads their traces.
+step)``, so a resumed run draws exactly the episodes an uninterrupted one would) and
+hands it to the meta-optimizer's ``step``: a gradient step through the whole unroll
+(``[meta] optimizer = "adam" | "sgd"``) or one generation of an evolution strategy
+(``"cma_es" | "open_es"``), or a user's own (by import path). A fixed set of held-out
+validation episodes is scored every ``eval_every`` steps; the parameters with the best
+validation loss are the result.
 
 The state is checkpointed atomically every ``save_every`` steps; rerunning the same
 command resumes from it. A non-finite meta-loss or gradient stops training with
@@ -33,96 +25,18 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import optax
 import pandas as pd
 from tqdm.auto import tqdm
 
 from .config import MetaConfig
 from .io import load_pytree, save_pytree, write_csv, write_json
-from .sharding import batch_sharding, constrain, place
+from .optimizers import batch_loss
+from .registry import META_OPTIMIZERS
+from .sharding import batch_sharding, place
 
 
 class MetaTrainingError(RuntimeError):
     """Meta-training cannot go on (e.g. a NaN); the message says what to change."""
-
-
-def make_optimizer(meta: MetaConfig) -> optax.GradientTransformation:
-    """Adam or SGD with global-norm clipping; ``tau_learning_rate`` gives the log time
-    constants their own rate (same schedule shape)."""
-    def schedule(peak):
-        if meta.lr_schedule != "cosine":
-            return peak
-        return optax.warmup_cosine_decay_schedule(0.0, peak, min(100, meta.steps // 10 + 1), meta.steps,
-                                                  end_value=peak * 0.02)
-
-    def base(peak):
-        return optax.adam(schedule(peak)) if meta.optimizer == "adam" else optax.sgd(schedule(peak))
-
-    if not meta.tau_learning_rate or meta.tau_learning_rate == meta.learning_rate:
-        inner = base(meta.learning_rate)
-    else:
-        inner = optax.multi_transform({"core": base(meta.learning_rate), "log_tau": base(meta.tau_learning_rate)},
-                                      lambda params: {k: k for k in params})
-    return optax.chain(optax.clip_by_global_norm(meta.grad_clip), inner)
-
-
-ES_OPTIMIZERS = ("cma_es", "open_es")
-
-
-def _searched(params, rule):
-    """The part of ``params`` an evolution strategy searches: the core, plus, when the rule
-    learns them, the log time constants of the traces it reads; :func:`_merge` puts a
-    member back together (the other time constants keep their values)."""
-    out = {"core": params["core"]}
-    if rule.learn_timescales and rule.used_timescales:
-        out["log_tau"] = {k: params["log_tau"][k] for k in rule.used_timescales}
-    return out
-
-
-def _merge(params, searched):
-    out = {**params, "core": searched["core"]}
-    if "log_tau" in searched:
-        out["log_tau"] = {**params["log_tau"], **searched["log_tau"]}
-    return out
-
-
-def make_es(meta: MetaConfig, solution):
-    """An evosax strategy and its parameters for ``[meta] optimizer = "cma_es" | "open_es"``.
-
-    - ``cma_es``: CMA-ES (Hansen 2016, "The CMA Evolution Strategy: A Tutorial", arXiv:1604.00772;
-      evosax's ``CMA_ES``), initial step size ``es_sigma`` in parameter units. Its cost grows
-      as the square of the number of parameters: for polynomial and symbolic rules and
-      small MLPs.
-    - ``open_es``: OpenAI-ES (Salimans et al. 2017, arXiv:1703.03864; antithetic sampling,
-      centered ranks) with Adam at ``learning_rate`` and a fixed ``es_sigma``: for large MLPs.
-    """
-    from evosax.algorithms import CMA_ES, Open_ES
-
-    if meta.optimizer == "cma_es":
-        es = CMA_ES(population_size=meta.population, solution=solution)
-        # a floor on the step size: on a deterministic objective (a fixed episode pool) CMA-ES
-        # otherwise shrinks it to 0 and its covariance update turns NaN
-        return es, es.default_params.replace(std_init=meta.es_sigma, std_min=meta.es_sigma * 1e-3)
-    es = Open_ES(population_size=meta.population, solution=solution, optimizer=optax.adam(meta.learning_rate),
-                 std_schedule=optax.constant_schedule(meta.es_sigma))
-    return es, es.default_params
-
-
-def batch_loss(task, rule, dw_penalty: float = 0.0, dw_scale: float = 1.0):
-    """Mean meta-loss over a batch, plus ``dw_penalty * mean(dw**2) / dw_scale**2``.
-
-    The penalty is a parsimony prior: rule components that do not help the objective
-    (e.g. zero-mean terms that only add noise to the weights) cost energy and are driven
-    out, which makes the learned rule identifiable. It does not change which terms are
-    needed, nor their ratios, only their overall scale.
-    """
-    def f(params, episodes):
-        loss, energy = jax.vmap(lambda e: task.loss_and_energy(rule, params, e))(episodes)
-        out = jnp.mean(loss)
-        if dw_penalty:
-            out = out + dw_penalty * jnp.mean(energy) / dw_scale**2
-        return out
-    return f
 
 
 def meta_train(task, rule, meta: MetaConfig, run_dir: str | Path | None = None, *, config_hash: str = "",
@@ -143,24 +57,13 @@ def meta_train(task, rule, meta: MetaConfig, run_dir: str | Path | None = None, 
     key = jax.random.key(meta.seed)
     k_init, k_val, k_train = jax.random.split(key, 3)
     params = rule.init(k_init) if params0 is None else params0
-    loss_fn = batch_loss(task, rule, meta.dw_penalty, getattr(rule, "output_scale", 1.0))
-    evolve = meta.optimizer in ES_OPTIMIZERS
-    if evolve:
-        searched = _searched(params, rule)
-        es, es_params = make_es(meta, searched)
-        k_es = jax.random.fold_in(k_train, 10**9)
-        opt_state = es.init(k_es, searched, es_params)
-    else:
-        opt = make_optimizer(meta)
-        opt_state = opt.init(params)
+    opt = META_OPTIMIZERS.get(meta.optimizer)(meta, task, rule)
+    opt_state = opt.init(k_train, params)
     # DESIGN §4: ES members or gradient episodes are laid out over all devices
-    split = batch_sharding(meta.population, "[meta] population") if evolve else \
-        batch_sharding(meta.batch, "[meta] batch")
     val_episodes = place(task.sample(k_val, meta.val_episodes),
                          batch_sharding(meta.val_episodes, "[meta] val_episodes"))
-    if progress and split is not None:
-        what = f"population of {meta.population}" if evolve else f"meta-batch of {meta.batch} episodes"
-        print(f"meta-training: the {what} is sharded over {jax.device_count()} devices", file=sys.stderr)
+    if progress and opt.sharding is not None:
+        print(f"meta-training: the {opt.what} is sharded over {jax.device_count()} devices", file=sys.stderr)
 
     pool = task.sample(k_train, meta.train_episodes) if meta.train_episodes else None
 
@@ -174,22 +77,7 @@ def meta_train(task, rule, meta: MetaConfig, run_dir: str | Path | None = None, 
 
     @jax.jit
     def train_step(params, opt_state, step):
-        episodes = draw(step)
-        if evolve:  # one generation; every member sees the same episodes (common random numbers)
-            k = jax.random.fold_in(k_es, step)
-            pop, opt_state = es.ask(k, opt_state, es_params)
-            pop = constrain(pop, split)
-            fit = jax.vmap(lambda member: loss_fn(_merge(params, member), episodes))(pop)
-            ok = jnp.isfinite(fit)
-            # members that blow up rank last instead of stopping the search
-            opt_state, _ = es.tell(k, pop, jnp.where(ok, fit, jnp.finfo(fit.dtype).max), opt_state, es_params)
-            new = _merge(params, es.get_mean(opt_state))
-            loss = jnp.where(jnp.any(ok), jnp.sum(jnp.where(ok, fit, 0.0)) / jnp.maximum(jnp.sum(ok), 1), jnp.nan)
-            return new, opt_state, loss, optax.tree.norm(new)
-        loss, grads = jax.value_and_grad(loss_fn)(params, constrain(episodes, split))
-        gnorm = optax.tree.norm(grads)
-        updates, opt_state = opt.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, loss, gnorm
+        return opt.step(params, opt_state, draw(step), step)
 
     val_fn = jax.jit(batch_loss(task, rule))
 
@@ -236,9 +124,8 @@ def meta_train(task, rule, meta: MetaConfig, run_dir: str | Path | None = None, 
                 where = f"no checkpoint was written yet (one is written every {meta.save_every} steps)"
             else:
                 where = f"the last good checkpoint (step {last_saved}) is in {ck}"
-            knob = (f"[meta] es_sigma (now {meta.es_sigma})" if evolve
-                    else f"[meta] learning_rate (now {meta.learning_rate})")
-            norm = "parameter" if evolve else "grad"
+            knob = f"[meta] {opt.knob} (now {getattr(meta, opt.knob)})"
+            norm = opt.norm_name
             raise MetaTrainingError(
                 f"meta-loss or its gradient became {'NaN' if not math.isfinite(loss) else 'infinite'} at "
                 f"meta-step {step} (loss={loss}, {norm} norm={gnorm}): the plasticity rule made the weights "
@@ -270,5 +157,4 @@ def config_digest(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-__all__ = ["meta_train", "MetaTrainingError", "make_optimizer", "make_es", "ES_OPTIMIZERS", "batch_loss",
-           "config_digest"]
+__all__ = ["meta_train", "MetaTrainingError", "config_digest"]

@@ -8,12 +8,16 @@ and batched over episodes with ``vmap`` by the tasks.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 
+from .config import NetworkConfig
+from .registry import NETWORKS
 from .rules.base import Rule
 from .spikes import spike
 
@@ -26,6 +30,27 @@ ACTIVATIONS = {
 }
 
 
+class Network:
+    """What every network provides (DESIGN.md section 4):
+
+    - ``Config``: a dataclass subclassing :class:`discover.config.NetworkConfig` (the keys
+      valid under ``[network]`` when ``kind`` picks this network);
+    - ``init_state(W0) -> state`` (a dict holding ``W [post, pre]``);
+    - ``step(rule, params, state, inputs_t) -> (state, local)``, ``local`` the vocabulary's
+      variables broadcastable over ``[post, pre]``;
+    - ``kind``, ``spiking``, ``activity`` (the local variable a rollout records),
+      ``input_names`` (what an episode's inputs may hold), ``local_variables``.
+    """
+
+    Config: ClassVar[type] = NetworkConfig
+
+    @classmethod
+    def from_config(cls, cfg: NetworkConfig, n_pre: int, n_post: int):
+        fields = {f.name for f in dataclasses.fields(cls)}
+        kw = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name in fields}
+        return cls(n_pre=n_pre, n_post=n_post, **kw)
+
+
 def _clip(W, lo, hi):
     if lo is None and hi is None:
         return W
@@ -33,7 +58,18 @@ def _clip(W, lo, hi):
 
 
 @dataclass(frozen=True)
-class RateNetwork:
+class RateConfig(NetworkConfig):
+    kind: str = "rate"
+    activation: str = "linear"
+    w_min: float | None = None
+    w_max: float | None = None
+
+    choices: ClassVar[dict[str, tuple]] = {"activation": ("linear", "tanh", "sigmoid", "relu", "softplus")}
+
+
+@NETWORKS.register("rate")
+@dataclass(frozen=True)
+class RateNetwork(Network):
     """``y = f(W x)``; traces for BCM (``theta``) and the covariance rule (means).
 
     ``theta`` is the low-pass of ``y**2`` with time constant ``tau_theta`` (steps), as in
@@ -47,7 +83,8 @@ class RateNetwork:
     w_min: float | None = None
     w_max: float | None = None
 
-    kind = "rate"
+    Config: ClassVar[type] = RateConfig
+    kind: ClassVar[str] = "rate"
     spiking = False
     activity = "y"  # the activity variable a rollout records
     input_names = ("x", "m")  # what an episode's inputs may hold, per step
@@ -84,7 +121,33 @@ class RateNetwork:
 
 
 @dataclass(frozen=True)
-class LIFNetwork:
+class LIFConfig(NetworkConfig):
+    kind: str = "lif"
+    dt: float = 1.0  # ms
+    tau_m: float = 20.0
+    v_rest: float = -70.0
+    v_th: float = -54.0
+    v_reset: float = -60.0
+    t_ref: float = 2.0
+    synapse: str = "current"  # current | conductance
+    tau_syn: float = 5.0
+    E_e: float = 0.0
+    w_scale: float = 1.0
+    integration: str = "exact"  # exact | euler
+    w_min: float | None = 0.0
+    w_max: float | None = 1.0
+    post_mode: str = "given"  # given (open loop) | closed
+    surrogate_beta: float = 1.0
+    feedback_gradient: bool = True  # closed loop: false = no meta-gradient from spikes back into plasticity
+
+    choices: ClassVar[dict[str, tuple]] = {"synapse": ("current", "conductance"), "integration": ("exact", "euler"),
+                                           "post_mode": ("given", "closed")}
+    positive: ClassVar[tuple[str, ...]] = ("dt", "tau_m", "tau_syn")
+
+
+@NETWORKS.register("lif")
+@dataclass(frozen=True)
+class LIFNetwork(Network):
     """Leaky integrate-and-fire neurons driven by presynaptic spike trains.
 
     Membrane (mV, ms): ``tau_m dv/dt = (v_rest - v) + I`` (current-based, ``I`` in mV,
@@ -135,7 +198,8 @@ class LIFNetwork:
     feedback_gradient: bool = True
     v0: float | None = None
 
-    kind = "lif"
+    Config: ClassVar[type] = LIFConfig
+    kind: ClassVar[str] = "lif"
     spiking = True
     activity = "s_post"
     input_names = ("s_pre", "s_post", "m")

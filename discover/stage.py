@@ -11,10 +11,9 @@ import time
 from pathlib import Path
 
 import jax
-import tomli_w
 
-from .build import build_student, build_task, build_teacher, rule_spec
-from .config import Config, config_to_dict, load_config
+from .build import build_student, build_task
+from .config import Config, config_to_dict, dumps_config, load_config
 from .io import RunDirError, atomic_write_text, save_pytree, update_manifest, write_csv, write_json
 from .meta import config_digest, meta_train
 
@@ -22,7 +21,7 @@ from .meta import config_digest, meta_train
 def write_config(cfg: Config, run_dir: Path) -> None:
     """Write the resolved config; refuse to overwrite a different one (that would lose a run)."""
     path = run_dir / "config.toml"
-    text = tomli_w.dumps(config_to_dict(cfg))
+    text = dumps_config(cfg)
     if path.exists() and path.read_text() != text:
         old = load_config(path)
         if config_to_dict(old) != config_to_dict(cfg):
@@ -38,13 +37,12 @@ def run(cfg: Config, run_dir: str | Path, progress: bool = True):
     run_dir.mkdir(parents=True, exist_ok=True)
     write_config(cfg, run_dir)
     t0 = time.perf_counter()
-    teacher = build_teacher(cfg)
-    task = build_task(cfg, teacher=teacher)
-    rule = build_student(cfg, task, teacher)
+    task = build_task(cfg)
+    rule = build_student(cfg, task)
     update_manifest(run_dir, name=cfg.name, seeds={"meta": cfg.meta.seed, "distill": cfg.distill.seed,
                                                     "verify": cfg.verify.seed},
                     device_count=jax.device_count())
-    write_json(run_dir / "rule" / "rule.json", rule_spec(rule))
+    write_json(run_dir / "rule" / "rule.json", rule.to_spec())
     params, history = meta_train(task, rule, cfg.meta, run_dir, config_hash=config_digest(config_to_dict(cfg)),
                                  progress=progress)
     save_pytree(run_dir / "rule" / "params.npz", params)

@@ -79,7 +79,7 @@ def refine(task, expr: sympy.Expr, timescales: dict, *, steps: int = 300, learni
 
     def per_episode(core):
         p = {**params, "core": core}
-        return jax.vmap(lambda e: task.loss(rule, p, e))(pool)
+        return jax.vmap(lambda e: task.episode_loss(rule, p, e)[0])(pool)
 
     def mean_loss(core):
         return jnp.mean(per_episode(core))
@@ -132,10 +132,9 @@ def _descend(mean_loss, core, steps, learning_rate):
 def _evolve(mean_loss, core, steps, sigma, population, seed):
     """CMA-ES on the mean loss (forward only); the best mean of any generation, the start
     included, or ``None`` if even the start is not finite."""
-    from discover.config import MetaConfig
-    from discover.meta import make_es
+    from discover.optimizers import make_es
 
-    es, es_params = make_es(MetaConfig(optimizer="cma_es", population=population, es_sigma=sigma), core)
+    es, es_params = make_es("cma_es", core, population, sigma)
     key = jax.random.key(70_000 + seed)
     state = es.init(key, core, es_params)
 

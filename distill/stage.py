@@ -21,12 +21,41 @@ from discover.build import build_task, load_rule
 from discover.config import Config, load_config
 from discover.equations import parse_equation
 from discover.io import RunDirError, atomic_write_bytes, update_manifest, write_csv
-from discover.meta import ES_OPTIMIZERS
+from discover.optimizers import is_evolution
+from discover.registry import PluginError
 
-from .backends import get_backend
+from .backends import BACKENDS, get_backend
 from .bootstrap import coefficient_ci
 from .sampling import visited_samples
 from .select import select
+
+
+class DistillError(ValueError):
+    """Distillation cannot give an equation (e.g. no finite candidate); the message says what to try."""
+
+
+def check_config(cfg: Config, backend: str | None = None) -> None:
+    """What discover's config check cannot know: the distillation backend and its
+    options, the canonical rules verification compares with. Run before any work."""
+    from discover.config import ConfigError
+    from discover.rules import CANONICAL
+
+    name = backend or cfg.distill.backend
+    try:
+        cls = BACKENDS.get(name)
+    except PluginError as e:
+        raise ConfigError(str(e) if backend is None else f"--backend {name!r}: {e}") from None
+    import dataclasses
+
+    fields = [f.name for f in dataclasses.fields(cls)] if dataclasses.is_dataclass(cls) else []
+    bad = [k for k in cfg.distill.backend_options if k not in fields]
+    if bad:
+        raise ConfigError(f"[distill.backend_options] {bad[0]!r} is not an option of the {name} backend; its "
+                          f"options are: {', '.join(fields) or '(none)'}")
+    unknown = [c for c in cfg.verify.canonical or () if c not in CANONICAL]
+    if unknown:
+        raise ConfigError(f"[verify] canonical names {unknown[0]!r}, which is not a canonical rule; choose from "
+                          f"{', '.join(CANONICAL)}")
 
 
 def load_run_config(run_dir: str | Path) -> Config:
@@ -77,7 +106,7 @@ def refit_optimizer(cfg: Config) -> str:
     evolution strategy (a loss that needed evolution needs it for the refit too), else Adam."""
     if cfg.distill.refine_optimizer != "auto":
         return cfg.distill.refine_optimizer
-    return "cma_es" if cfg.meta.optimizer in ES_OPTIMIZERS else "adam"
+    return "cma_es" if is_evolution(cfg.meta.optimizer) else "adam"
 
 
 def refine_front(front: pd.DataFrame, task, names, timescales: dict, d, progress: bool,
@@ -135,7 +164,8 @@ def run(cfg: Config | None, run_dir: str | Path, backend: str | None = None, pro
     rule, params = load_rule(run_dir)
     task = build_task(cfg)
     d = cfg.distill
-    engine = get_backend(backend or d.backend)
+    check_config(cfg, backend)
+    engine = get_backend(backend or d.backend, **d.backend_options)
     names, X, dw, groups = visited_samples(task, rule, params, jax.random.key(10_000 + d.seed), d.episodes,
                                            d.samples, d.event_fraction, seed=d.seed)
     save_samples(run_dir, names, X, dw, groups)
@@ -147,7 +177,7 @@ def run(cfg: Config | None, run_dir: str | Path, backend: str | None = None, pro
 
     front = pareto_front(cands, X, dw, names)
     if front.empty:
-        raise RuntimeError(f"the {engine.name} backend found no finite equation for the neural rule; "
+        raise DistillError(f"the {engine.name} backend found no finite equation for the neural rule; "
                            "try another backend (--backend operon) or more samples ([distill] samples)")
     front = front[front["complexity"] <= d.max_complexity].reset_index(drop=True)
     front = add_intervals(front, names, X, dw, groups, d.bootstrap, d.seed)
@@ -170,4 +200,4 @@ def load_equations(run_dir: str | Path) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
-__all__ = ["run", "load_run_config", "load_samples", "load_equations"]
+__all__ = ["run", "check_config", "DistillError", "load_run_config", "load_samples", "load_equations"]

@@ -23,15 +23,13 @@ import pandas as pd
 
 from discover.build import build_task, load_rule
 from discover.config import Config
-from discover.io import atomic_write_bytes, update_manifest, write_csv
-from discover.networks import LIFNetwork
+from discover.io import atomic_write_bytes, selected_equation, update_manifest, write_csv
 from discover.rules import CANONICAL, SymbolicRule, canonical_rule
-from discover.vocabulary import names_for
 
 from .stage import load_equations, load_run_config
 
 COLUMNS = ["rule", "kind", "equation", "objective_mean", "objective_ci_low", "objective_ci_high",
-           "relative_to_neural"]
+           "relative_to_neural", "selected"]
 
 
 def bootstrap_mean_ci(values, level=0.95, n_boot=2000, seed=0):
@@ -45,7 +43,7 @@ def bootstrap_mean_ci(values, level=0.95, n_boot=2000, seed=0):
 
 
 def episode_scores(task, rule, params, episodes) -> np.ndarray:
-    fn = jax.jit(jax.vmap(lambda e: task.score(rule, params, e)))
+    fn = jax.jit(jax.vmap(lambda e: task.episode_score(rule, params, e)))
     return np.asarray(fn(episodes), np.float64)
 
 
@@ -82,8 +80,8 @@ def run(cfg: Config | None, run_dir: str | Path, progress: bool = True) -> pd.Da
         rule = SymbolicRule.from_string(str(row["sympy"]), {}, timescales=timescales, label=f"eq{row['id']}")
         add(f"eq{row['id']}", "equation", str(row["equation"]), rule, rule.init(jax.random.key(0)))
     probe = jax.tree_util.tree_map(lambda a: a[:4], episodes)
-    kind = cfg.network.kind
-    names = set(names_for(kind))
+    kind = task.network.kind
+    names = set(task.network.local_variables)
     wanted = cfg.verify.canonical if cfg.verify.canonical is not None else [
         n for n, c in CANONICAL.items() if c.network == kind]
     for name in wanted:
@@ -94,34 +92,33 @@ def run(cfg: Config | None, run_dir: str | Path, progress: bool = True) -> pd.Da
         c = canonical_scale(task, neural, nparams, base, bparams, probe)
         scaled = SymbolicRule.from_expr(c * base.bound_expr(), {}, timescales=dict(base.timescales), label=name)
         add(name, "canonical", _fmt(scaled.expr), scaled, scaled.init(jax.random.key(0)))
-    teacher = getattr(task, "teacher", None)
-    if teacher is not None:
-        add("teacher", "teacher", _fmt(teacher.bound_expr()), teacher, teacher.init(jax.random.key(0)))
-    df = pd.DataFrame(rows, columns=COLUMNS[:-1])
+    for name, ref in task.references().items():
+        expr = ref.bound_expr() if isinstance(ref, SymbolicRule) else ""
+        # kind "teacher": a rule the task itself supplies as the reference (imitate's teacher)
+        add(name, "teacher", _fmt(expr) if expr != "" else "", ref, ref.init(jax.random.key(0)))
+    df = pd.DataFrame(rows, columns=COLUMNS[:-2])
     neural_mean = df.loc[df["kind"] == "neural", "objective_mean"].iloc[0]
     df["relative_to_neural"] = df["objective_mean"] / neural_mean if neural_mean != 0 else np.nan
-    write_csv(run_dir / "verification.csv", df)
+    df["selected"] = False
     if cfg.distill.policy == "verified":
-        select_verified(run_dir, eqs, df, cfg.distill.verified_tolerance)
+        df.loc[df["rule"] == f"eq{select_verified(eqs, df, cfg.distill.verified_tolerance)}", "selected"] = True
+    write_csv(run_dir / "verification.csv", df)
     write_trajectories(run_dir, task, neural, nparams, episodes, timescales)
     update_manifest(run_dir, timings_s={"verify": round(time.perf_counter() - t0, 2)})
     return df
 
 
-def select_verified(run_dir: Path, eqs: pd.DataFrame, ver: pd.DataFrame, tol: float = 0.02) -> int:
+def select_verified(eqs: pd.DataFrame, ver: pd.DataFrame, tol: float = 0.02):
     """The ``verified`` policy: the simplest equation whose objective in the simulator is
     within a relative ``tol`` of the best equation's (a parsimony tolerance, as PySR's
-    ``best`` allows 1.5x the minimum loss); rewrites ``selected`` in ``equations.csv``."""
+    ``best`` allows 1.5x the minimum loss). Returns its id; verification marks it in its
+    own file (``verification.csv``, column ``selected``), distill's file is left alone."""
     scores = ver.set_index("rule")["objective_mean"]
     obj = np.array([scores.get(f"eq{i}", -np.inf) for i in eqs["id"]])
     top = np.max(obj)
     ok = np.flatnonzero(obj >= top - tol * abs(top))
     pick = ok[np.argmin(eqs["complexity"].to_numpy()[ok])]
-    eqs = eqs.copy()
-    eqs["selected"] = False
-    eqs.loc[eqs.index[pick], "selected"] = True
-    write_csv(run_dir / "equations.csv", eqs)
-    return int(eqs["id"].iloc[pick])
+    return eqs["id"].iloc[pick]
 
 
 #: Most synapses whose weights ``trajectories.npz`` keeps (oja_pca keeps its one neuron's
@@ -163,25 +160,21 @@ def write_trajectories(run_dir: str | Path, task, neural, nparams, episodes, tim
     post, pre = np.unravel_index(flat, (n_post, n_pre))
 
     def weights(rule, params):
-        Ws = np.asarray(jax.jit(lambda e: task.trajectory(rule, params, e)[1])(ep), np.float64)
+        Ws = np.asarray(jax.jit(lambda e: task.simulate(rule, params, e).weights)(ep), np.float64)
         return Ws.reshape(Ws.shape[0], -1)[:, flat]
 
     out = {"W0": W0.reshape(-1)[flat].astype(np.float64), "synapses": np.stack([post, pre], axis=1),
            "W_neural": weights(neural, nparams)}
     n_rec = out["W_neural"].shape[0]
-    dt, unit = (float(task.network.dt), "ms") if isinstance(task.network, LIFNetwork) else (1.0, "steps")
+    dt, unit = (float(task.network.dt), "ms") if task.network.spiking else (1.0, "steps")
     out["t"] = np.arange(1, n_rec + 1) * task.record_every * dt
     out["time_unit"] = np.array(unit)
-    path = run_dir / "equations.csv"
-    if path.is_file():
-        eqs = pd.read_csv(path)
-        chosen = eqs[eqs["selected"].astype(str).str.strip().str.lower().isin(("true", "1"))]
-        if len(chosen):
-            row = chosen.iloc[0]
-            rule = SymbolicRule.from_string(str(row["sympy"]), {}, timescales=timescales, label=f"eq{row['id']}")
-            out["W_selected"] = weights(rule, rule.init(jax.random.key(0)))
-            out["selected_id"] = np.array(str(row["id"]))
-            out["selected_equation"] = np.array(str(row["equation"]))
+    row = selected_equation(run_dir)
+    if row is not None:
+        rule = SymbolicRule.from_string(str(row["sympy"]), {}, timescales=timescales, label=f"eq{row['id']}")
+        out["W_selected"] = weights(rule, rule.init(jax.random.key(0)))
+        out["selected_id"] = np.array(str(row["id"]))
+        out["selected_equation"] = np.array(str(row["equation"]))
     if "W_teacher" in ep:
         Wt = np.asarray(ep["W_teacher"], np.float64)
         out["W_teacher"] = Wt.reshape(Wt.shape[0], -1)[:, flat]

@@ -69,14 +69,16 @@ def load_with_overrides(path: Path, overrides: list[str] | None):
 
 
 def user_errors() -> tuple[type, ...]:
-    from analysis.rundir import RunDirectoryError
     from discover.config import ConfigError
     from discover.equations import EquationError
     from discover.io import RunDirError
     from discover.meta import MetaTrainingError
+    from discover.registry import PluginError
     from distill.backends import BackendUnavailable
+    from distill.stage import DistillError
 
-    return (ConfigError, EquationError, RunDirError, RunDirectoryError, MetaTrainingError, BackendUnavailable)
+    return (ConfigError, EquationError, RunDirError, MetaTrainingError, BackendUnavailable, PluginError,
+            DistillError)
 
 
 def fail(message: str) -> int:
@@ -97,10 +99,25 @@ def guarded(fn, *args, **kw) -> int:
 
 
 # -- commands -------------------------------------------------------------------------------
+def load_checked(spec: str | None, overrides: list[str] | None, backend: str | None = None):
+    """The config, validated as a whole before any work: its sections (discover), then
+    what only the later stages know (the distillation backend, canonical names), then the
+    task, network and rule it builds (an import path that does not import, a teacher
+    equation that does not parse; cheap: no simulation)."""
+    from discover.build import build_task
+    from distill.stage import check_config
+
+    path = resolve_config(spec)
+    cfg = load_with_overrides(path, overrides)
+    check_config(cfg, backend)
+    build_task(cfg)
+    return path, cfg
+
+
 def cmd_discover(args) -> None:
     from discover import stage
 
-    cfg = load_with_overrides(resolve_config(args.config), args.set)
+    _, cfg = load_checked(args.config, args.set)
     out = Path(args.out or Path("runs") / cfg.name)
     stage.run(cfg, out, progress=not args.quiet)
     print(f"discover: rule and meta-training history written to {out}")
@@ -143,8 +160,7 @@ def cmd_run(args) -> None:
     from distill import stage as sstage
     from distill import verify
 
-    path = resolve_config(args.config)
-    cfg = load_with_overrides(path, args.set)
+    path, cfg = load_checked(args.config, args.set, args.backend)
     out = Path(args.out or Path("runs") / cfg.name)
     quiet = args.quiet
     print(f"plasticity run: config {path}, run directory {out}", flush=True)
@@ -154,7 +170,9 @@ def cmd_run(args) -> None:
     paths = report.run(out)
     import pandas as pd
 
-    sel = pd.read_csv(out / "equations.csv").query("selected").iloc[0]
+    from discover.io import selected_equation
+
+    sel = selected_equation(out)
     ver = pd.read_csv(out / "verification.csv").set_index("rule")
     rel = ver.loc[f"eq{sel['id']}", "relative_to_neural"] if f"eq{sel['id']}" in ver.index else float("nan")
     print(f"\nselected equation:  dw = {sel['equation']}")
@@ -209,7 +227,7 @@ def cmd_protocol(args) -> None:
 
 
 def cmd_list(args) -> None:
-    from discover.config import CHOICES
+    from discover.registry import META_OPTIMIZERS, NETWORKS, RULES, TASKS
     from discover.rules import CANONICAL
     from distill.backends import BACKENDS
 
@@ -217,10 +235,14 @@ def cmd_list(args) -> None:
     for name, p in builtin_configs().items():
         first = next((ln[1:].strip() for ln in p.read_text().splitlines() if ln.startswith("#")), "")
         print(f"  {name:<18} {first}")
-    print("tasks:      " + ", ".join(CHOICES[("task", "name")]))
-    print("rule kinds: " + ", ".join(CHOICES[("rule", "kind")]) + " (learnable); symbolic (equations)")
-    print("meta-optimizers: " + ", ".join(CHOICES[("meta", "optimizer")]) + " ([meta] optimizer; cma_es, open_es: "
-          "evolution strategies)")
+    print("tasks ([task] name):              " + ", ".join(TASKS))
+    print("networks ([network] kind):        " + ", ".join(NETWORKS))
+    print("rule kinds ([rule] kind):         " + ", ".join(n for n in RULES if n != "symbolic")
+          + " (learnable); symbolic (equations)")
+    print("meta-optimizers ([meta] optimizer): " + ", ".join(META_OPTIMIZERS) + " (cma_es, open_es: evolution "
+          "strategies)")
+    print("your own: name a class by import path, e.g. [task] name = \"my_module:MyTask\" (README, "
+          "\"Bring your own task\")")
     print("canonical rules:")
     for c in CANONICAL.values():
         print(f"  {c.name:<13} [{c.network}] dw = {c.equation}   ({c.source})")

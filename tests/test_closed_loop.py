@@ -24,7 +24,7 @@ BASE = {"task": {"name": "imitate", "steps": 200, "record_every": 10, "n_pre": 5
 def setup(**task):
     cfg = config_from_dict({**BASE, "task": {**BASE["task"], **task}})
     teacher = build_teacher(cfg)
-    task_ = build_task(cfg, teacher=teacher)
+    task_ = build_task(cfg)
     return cfg, task_, teacher
 
 
@@ -32,19 +32,19 @@ def test_spikes_only_loss_is_zero_for_the_teacher_and_positive_otherwise():
     cfg, task, teacher = setup()
     eps = task.sample(jax.random.key(0), 2)
     assert float(eps["S_teacher"].std()) > 0  # the teacher's neurons fire
-    tl = jax.vmap(lambda e: task.loss(teacher, teacher.init(jax.random.key(0)), e))(eps)
+    tl = jax.vmap(lambda e: task.episode_loss(teacher, teacher.init(jax.random.key(0)), e)[0])(eps)
     np.testing.assert_allclose(np.asarray(tl), 0.0, atol=1e-10)
-    student = build_student(cfg, task, teacher)
-    sl = jax.vmap(lambda e: task.loss(student, student.init(jax.random.key(1)), e))(eps)
+    student = build_student(cfg, task)
+    sl = jax.vmap(lambda e: task.episode_loss(student, student.init(jax.random.key(1)), e)[0])(eps)
     assert np.all(np.asarray(sl) > 1e-3)
 
 
 def test_meta_gradient_flows_through_spikes_to_rule_and_time_constants():
     cfg, task, teacher = setup()
-    student = build_student(cfg, task, teacher)
+    student = build_student(cfg, task)
     params = student.init(jax.random.key(1))
     eps = task.sample(jax.random.key(0), 2)
-    grads = jax.grad(lambda p: jnp.mean(jax.vmap(lambda e: task.loss(student, p, e))(eps)))(params)
+    grads = jax.grad(lambda p: jnp.mean(jax.vmap(lambda e: task.episode_loss(student, p, e)[0])(eps)))(params)
     leaves = jax.tree_util.tree_leaves(grads["core"])
     assert all(np.all(np.isfinite(np.asarray(g))) for g in leaves)
     assert sum(float(jnp.abs(g).sum()) for g in leaves) > 0
@@ -55,7 +55,7 @@ def test_meta_gradient_flows_through_spikes_to_rule_and_time_constants():
 def test_observation_noise_and_unrecorded_neurons():
     _, noisy, teacher = setup(obs_noise=0.5)
     eps = noisy.sample(jax.random.key(0), 2)
-    tl = jax.vmap(lambda e: noisy.loss(teacher, teacher.init(jax.random.key(0)), e))(eps)
+    tl = jax.vmap(lambda e: noisy.episode_loss(teacher, teacher.init(jax.random.key(0)), e)[0])(eps)
     assert np.all(np.asarray(tl) > 0.05)  # the noise cannot be fitted
     _, partial, _ = setup(unrecorded_fraction=0.5)
     assert partial.recorded == 2  # round(3 * 0.5) = 2 of 3 recorded
@@ -93,11 +93,16 @@ def test_truncated_backprop_bounds_closed_loop_gradients():
     grads = {}
     for trunc in (0, 100):
         cfg = config_from_dict({**base, "meta": {"truncate_every": trunc}})
-        teacher = build_teacher(cfg)
-        task = build_task(cfg, teacher=teacher)
+        task = build_task(cfg)
+        teacher = task.teacher
         eps = task.sample(jax.random.key(0), 2)
         p = teacher.init(jax.random.key(0))
-        g = jax.grad(lambda p: jnp.mean(jax.vmap(lambda e: task.trajectory(teacher, p, e)[1][-1].mean())(eps)))(p)
+
+        def final_w(p, trunc=trunc):
+            return jnp.mean(jax.vmap(lambda e: task.simulate(teacher, p, e, chunk=trunc or None, truncate=bool(trunc))
+                                     .weights[-1].mean())(eps))
+
+        g = jax.grad(final_w)(p)
         grads[trunc] = {k: float(v) for k, v in g["core"].items()}
     t = grads[100]
     assert t["A_plus"] > 0 > t["A_minus"]
@@ -113,13 +118,13 @@ def test_detached_feedback_keeps_the_forward_pass_and_bounds_the_gradient():
     out = {}
     for fb in (True, False):
         cfg = config_from_dict({**base, "network": {**BASE["network"], "feedback_gradient": fb}})
-        teacher = build_teacher(cfg)
-        task = build_task(cfg, teacher=teacher)
+        task = build_task(cfg)
+        teacher = task.teacher
         eps = task.sample(jax.random.key(0), 2)
         p = teacher.init(jax.random.key(0))
 
         def final_w(p):
-            return jnp.mean(jax.vmap(lambda e: task.trajectory(teacher, p, e)[1][-1].mean())(eps))
+            return jnp.mean(jax.vmap(lambda e: task.simulate(teacher, p, e).weights[-1].mean())(eps))
 
         w, g = jax.value_and_grad(final_w)(p)
         out[fb] = float(w), {k: float(v) for k, v in g["core"].items()}

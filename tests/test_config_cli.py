@@ -227,7 +227,7 @@ def test_every_builtin_config_loads_and_builds(path):
     build_network(cfg)
     teacher = build_teacher(cfg)
     assert (teacher is None) == (cfg.task.name != "imitate")
-    task = build_task(cfg, teacher=teacher)
+    task = build_task(cfg)
     assert task.steps == cfg.task.steps
 
 

@@ -21,7 +21,7 @@ CFG = {"task": {"name": "imitate", "steps": 40, "record_every": 4, "n_pre": 4, "
 def setup(**meta):
     cfg = config_from_dict({**CFG, "meta": {**CFG["meta"], **meta}})
     task = build_task(cfg)
-    return cfg, task, build_student(cfg, task, task.teacher)
+    return cfg, task, build_student(cfg, task)
 
 
 def leaves(tree):
@@ -69,7 +69,7 @@ def test_dw_penalty_shrinks_rule_energy():
     eps = task.sample(jax.random.key(3), 4)
 
     def energy(p):
-        return float(jax.vmap(lambda e: task.loss_and_energy(rule, p, e)[1])(eps).mean())
+        return float(jax.vmap(lambda e: task.episode_loss(rule, p, e)[1])(eps).mean())
 
     assert energy(p1) < energy(p0)
 
@@ -79,13 +79,12 @@ def test_tau_learning_rate_is_its_own():
     learning rate, so the log time constants move by theirs and the core by its own."""
     import optax
 
-    from discover.config import MetaConfig
-    from discover.meta import make_optimizer
+    from discover.optimizers import GradientConfig, make_optimizer
 
     params = {"core": {"a": jnp.zeros(3)}, "log_tau": {"tau_pre": jnp.zeros(())}}
     grads = jax.tree_util.tree_map(jnp.ones_like, params)
     for tau_lr, expect in ((0.0, 1e-3), (0.1, 0.1)):
-        opt = make_optimizer(MetaConfig(learning_rate=1e-3, tau_learning_rate=tau_lr, lr_schedule="constant"))
+        opt = make_optimizer(GradientConfig(learning_rate=1e-3, tau_learning_rate=tau_lr, lr_schedule="constant"))
         upd, _ = opt.update(grads, opt.init(params), params)
         new = optax.apply_updates(params, upd)
         np.testing.assert_allclose(np.asarray(new["core"]["a"]), -1e-3, rtol=1e-3)
@@ -112,13 +111,13 @@ def test_cma_es_recovers_a_symbolic_students_coefficients():
 def test_es_searches_only_the_time_constants_the_rule_reads(tmp_path):
     """A pair rule learns tau_pre, tau_post; the slow traces' constants are not searched
     (they cannot change the objective), and an interrupted ES run resumes exactly."""
-    from discover.meta import _searched
+    from discover.optimizers import searched
     from discover.rules import PolynomialRule
 
     rule = PolynomialRule(inputs=("s_pre", "s_post", "tr_pre", "tr_post"), degree=1, event_driven=True,
                           learn_timescales=True)
-    assert set(_searched(rule.init(jax.random.key(0)), rule)["log_tau"]) == {"tau_pre", "tau_post"}
-    cfg, task, student = setup(optimizer="open_es", population=8, es_sigma=0.1, lr_schedule="constant")
+    assert set(searched(rule.init(jax.random.key(0)), rule)["log_tau"]) == {"tau_pre", "tau_post"}
+    cfg, task, student = setup(optimizer="open_es", population=8, es_sigma=0.1)
     straight, _ = meta_train(task, student, cfg.meta, tmp_path / "a", progress=False)
     meta_train(task, student, dataclasses.replace(cfg.meta, steps=4), tmp_path / "b", config_hash="h",
                progress=False)

@@ -27,7 +27,7 @@ CLOSED = {"task": {"name": "imitate", "steps": 1000, "record_every": 10, "n_pre"
 
 def test_cma_es_refit_through_a_closed_spiking_loop():
     cfg = config_from_dict(CLOSED)
-    task = build_task(cfg, teacher=build_teacher(cfg))
+    task = build_task(cfg)
     true = {"s_post*tr_pre": 0.05, "s_pre*tr_post": -0.0525}
     start = parse_equation("0.04*s_post*tr_pre - 0.063*s_pre*tr_post")  # A_plus -20 %, A_minus +20 %
     taus = {"tau_pre": 20.0, "tau_post": 20.0}

@@ -286,7 +286,7 @@ def _random_poly(inputs, degree, seed, scale, output_scale):
 def _fd_check(task, rule, params, episodes, h, rtol=1e-2):
     """The gradient w.r.t. every coefficient vs a central difference; returns (value, grad)."""
     def loss(p):
-        return jnp.mean(jax.vmap(lambda e: task.loss(rule, p, e))(episodes))
+        return jnp.mean(jax.vmap(lambda e: task.episode_loss(rule, p, e)[0])(episodes))
 
     vg = jax.jit(jax.value_and_grad(loss))
     value, grad = vg(params)
@@ -318,7 +318,7 @@ def oja_case():
 def lif_case():
     net = LIFNetwork(n_pre=3, n_post=2, post_mode="given")
     teacher = canonical_rule("stdp_pair")
-    task = Imitate(network=net, steps=30, teacher=teacher, pre_rate_range=(100.0, 200.0),
+    task = Imitate.make(net, steps=30, teacher=teacher, pre_rate_range=(100.0, 200.0),
                    post_rate_range=(100.0, 200.0))
     rule, params = _random_poly(("s_pre", "s_post", "tr_pre", "tr_post", "w"), 2, seed=2, scale=0.05,
                                 output_scale=0.01)
@@ -333,10 +333,8 @@ def test_task_gradient_matches_finite_differences_and_checkpointing(case, reques
     value, grad, _ = _fd_check(task, rule, params, episodes, h=1e-2)
     assert np.isfinite(float(value))
     # rematerialized unroll (three checkpointed segments of 10 steps): same loss, same gradient
-    ck = dataclasses.replace(task, checkpoint_every=10)
-
     def loss_ck(p):
-        return jnp.mean(jax.vmap(lambda e: ck.loss(rule, p, e))(episodes))
+        return jnp.mean(jax.vmap(lambda e: task.episode_loss(rule, p, e, chunk=10)[0])(episodes))
 
     value_ck, grad_ck = jax.jit(jax.value_and_grad(loss_ck))(params)
     assert float(value_ck) == pytest.approx(float(value), rel=1e-6)
@@ -347,9 +345,9 @@ def test_task_gradient_matches_finite_differences_and_checkpointing(case, reques
 def test_imitating_the_teacher_itself_has_zero_loss(lif_case):
     task, _, _, episodes = lif_case
     teacher = task.teacher
-    loss = jax.vmap(lambda e: task.loss(teacher, teacher.init(jax.random.key(0)), e))(episodes)
+    loss = jax.vmap(lambda e: task.episode_loss(teacher, teacher.init(jax.random.key(0)), e)[0])(episodes)
     np.testing.assert_allclose(np.asarray(loss), 0.0, atol=1e-10)
     # and a rule that does nothing scores 0 (R^2 of the teacher's weight changes)
     rule, params = _random_poly(("s_pre", "w"), 1, seed=0, scale=0.0, output_scale=0.01)
-    score = jax.vmap(lambda e: task.score(rule, params, e))(episodes)
+    score = jax.vmap(lambda e: task.episode_score(rule, params, e))(episodes)
     np.testing.assert_allclose(np.asarray(score), 0.0, atol=1e-6)

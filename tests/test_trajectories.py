@@ -78,10 +78,10 @@ def test_trajectories_npz_matches_the_simulator(tiny_run):
 
     task, ep = _first_episode(cfg)
     np.testing.assert_allclose(tr["W0"], np.asarray(ep["W0"]).ravel()[:n_syn])
-    _, Wt, _ = task.trajectory(task.teacher, task.teacher_params(), ep)
+    Wt = task.simulate(task.teacher, task.teacher_params(), ep).weights
     np.testing.assert_allclose(tr["W_teacher"], _flat(Wt, n_syn), rtol=1e-5, atol=1e-7)
     neural, nparams = load_rule(d)
-    np.testing.assert_allclose(tr["W_neural"], _flat(task.trajectory(neural, nparams, ep)[1], n_syn),
+    np.testing.assert_allclose(tr["W_neural"], _flat(task.simulate(neural, nparams, ep).weights, n_syn),
                                rtol=1e-5, atol=1e-7)
     # the selected row is the one the `verified` policy chose at the end of verify
     eqs = rundir.read_equations(d)
@@ -89,7 +89,7 @@ def test_trajectories_npz_matches_the_simulator(tiny_run):
     assert tr["selected_id"] == str(row["id"]) and tr["selected_equation"] == row["equation"]
     tau = {k: float(v) for k, v in neural.tau(nparams).items()}
     rule = SymbolicRule.from_string(str(row["sympy"]), {}, timescales=tau)
-    W_eq = task.trajectory(rule, rule.init(jax.random.key(0)), ep)[1]
+    W_eq = task.simulate(rule, rule.init(jax.random.key(0)), ep).weights
     np.testing.assert_allclose(tr["W_selected"], _flat(W_eq, n_syn), rtol=1e-5, atol=1e-7)
     assert not [p for p in d.iterdir() if p.name.startswith(".trajectories.npz")]  # no temporary left
 

@@ -15,13 +15,17 @@ arrays live in the params pytree; the simulator owns the run-time state.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 
+from ..config import RuleConfig
 from ..vocabulary import BINARY, NAMES
 
 # Default time constants of the traces. Spiking (ms): Song, Miller & Abbott 2000 (pair
@@ -65,14 +69,77 @@ TRACE_OF = {
 }
 
 
+def _tuples(v):
+    return tuple(_tuples(x) for x in v) if isinstance(v, (list, tuple)) else v
+
+
+def _lists(v):
+    return [_lists(x) for x in v] if isinstance(v, (list, tuple)) else v
+
+
 @dataclass(frozen=True)
 class Rule:
-    """Base class: subclasses implement ``init_core`` and ``apply``."""
+    """Base class: subclasses implement ``init_core`` and ``apply``.
+
+    A learnable rule that a config can name also has a ``Config`` (a dataclass
+    subclassing :class:`discover.config.RuleConfig`; ``[rule] kind`` picks it) and is
+    registered in :data:`discover.registry.RULES`, or named by import path. Every rule is
+    saved to ``rule/rule.json`` by :meth:`to_spec` and rebuilt by :meth:`from_spec`: the
+    defaults handle any rule whose fields are numbers, strings, booleans and tuples.
+    """
 
     inputs: tuple[str, ...]
     timescales: tuple[tuple[str, float], ...] = tuple(DEFAULT_TIMESCALES.items())
     learn_timescales: bool = False
     label: str = "rule"
+
+    Config: ClassVar[type] = RuleConfig
+    default_label: ClassVar[str] = "rule"  # the label of a student built from a config
+
+    # -- configs and specs -----------------------------------------------------------------
+    @classmethod
+    def from_config(cls, cfg: RuleConfig, *, inputs: tuple[str, ...], timescales: dict[str, float],
+                    spiking: bool, probe=None) -> "Rule":
+        """The student rule of ``[rule]``: every config key that is also a field of ``cls``,
+        plus the resolved ``inputs`` and ``timescales``; ``event_driven = None`` means "for
+        spiking networks". ``probe(rule) -> ((mean, sd), ...)`` measures the rule's
+        features where the task's episodes visit them (for input normalization)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        kw = {f.name: _tuples(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)
+              if f.name in names and f.name not in ("inputs", "timescales")}
+        if "event_driven" in kw and kw["event_driven"] is None:
+            kw["event_driven"] = spiking
+        return cls(inputs=tuple(inputs), timescales=tuple(timescales.items()), label=cls.default_label,
+                   **kw).normalized(probe)
+
+    def normalized(self, probe) -> "Rule":
+        """This rule with its input normalization set from ``probe`` (default: unchanged)."""
+        return self
+
+    def to_spec(self) -> dict:
+        """A JSON-able description (``rule/rule.json``); ``kind`` names the class."""
+        from ..registry import RULES
+
+        spec = {"kind": RULES.key_of(type(self))}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            spec[f.name] = dict(v) if f.name == "timescales" else _lists(v)
+        return spec
+
+    @classmethod
+    def from_spec(cls, spec: dict) -> "Rule":
+        hints = typing.get_type_hints(cls)
+        kw = {}
+        for f in dataclasses.fields(cls):
+            if f.name not in spec:
+                continue
+            v = spec[f.name]
+            if f.name == "timescales" and isinstance(v, dict):
+                v = tuple(v.items())
+            elif typing.get_origin(hints[f.name]) is tuple:
+                v = _tuples(v)
+            kw[f.name] = v
+        return cls(**kw)
 
     def __post_init__(self):
         bad = [n for n in self.inputs if n not in NAMES]

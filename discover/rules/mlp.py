@@ -7,14 +7,28 @@ rule's non-spike inputs, normalized by fixed per-input shifts and scales.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 
+from ..config import RuleConfig
+from ..registry import RULES
 from .base import EventDriven, Rule
 
 
+@dataclass(frozen=True)
+class MLPConfig(RuleConfig):
+    kind: str = "mlp"
+    hidden: list[int] = field(default_factory=lambda: [16, 16])
+    output_scale: float = 0.01
+    event_driven: bool | None = None  # default: True for spiking networks
+
+    positive: ClassVar[tuple[str, ...]] = ("output_scale",)
+
+
+@RULES.register("mlp")
 @dataclass(frozen=True)
 class MLPRule(EventDriven, Rule):
     hidden: tuple[int, ...] = (16, 16)
@@ -23,6 +37,12 @@ class MLPRule(EventDriven, Rule):
     # (shift, scale) per non-spike input, so that the MLP sees O(1) numbers
     norm: tuple[tuple[float, float], ...] = ()
     init_gain: float = 0.1
+
+    Config: ClassVar[type] = MLPConfig
+    default_label: ClassVar[str] = "neural"
+
+    def normalized(self, probe):
+        return self if probe is None else replace(self, norm=probe(self))
 
     def init_core(self, key):
         sizes = (len(self.features), *self.hidden, max(1, len(self.heads)))

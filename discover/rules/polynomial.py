@@ -21,23 +21,48 @@ equation (:meth:`as_expr`) is in the original variables.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import ClassVar
 
 import jax.numpy as jnp
 import numpy as np
 import sympy
 
+from ..config import RuleConfig
 from ..monomials import evaluate_monomials, monomial_exponents, monomial_exprs
+from ..registry import RULES
 from ..vocabulary import SYMBOLS
 from .base import EventDriven, Rule
 
 
+@dataclass(frozen=True)
+class PolynomialConfig(RuleConfig):
+    kind: str = "polynomial"
+    degree: int = 3
+    output_scale: float = 0.01
+    event_driven: bool | None = None  # default: True for spiking networks
+
+    positive: ClassVar[tuple[str, ...]] = ("degree", "output_scale")
+
+
+@RULES.register("polynomial")
 @dataclass(frozen=True)
 class PolynomialRule(EventDriven, Rule):
     degree: int = 3
     output_scale: float = 0.01
     event_driven: bool = False
     scales: tuple[float, ...] = ()  # per feature; () = all 1
+
+    Config: ClassVar[type] = PolynomialConfig
+    default_label: ClassVar[str] = "polynomial"
+
+    def normalized(self, probe):
+        """Event-driven: monomials of ``z / rms(z)`` where the episodes visit ``z`` (so that
+        Adam's steps fit all terms)."""
+        if probe is None or not self.event_driven:
+            return self
+        scales = tuple(round(float(np.hypot(m, s)), 6) or 1.0 for m, s in probe(self))
+        return replace(self, scales=scales)
 
     @property
     def exponents(self) -> np.ndarray:

@@ -10,9 +10,11 @@ import sympy
 
 from ..compile import compile_expr
 from ..equations import EquationError, free_parameters, parse_equation, used_variables
+from ..registry import RULES
 from .base import DEFAULT_TIMESCALES, Rule
 
 
+@RULES.register("symbolic")
 @dataclass(frozen=True)
 class SymbolicRule(Rule):
     """``dw = expr(local variables; parameters)``; parameters are learnable leaves.
@@ -22,8 +24,18 @@ class SymbolicRule(Rule):
       >>> params = rule.init(jax.random.key(0))
     """
 
-    expr: sympy.Expr = field(default=sympy.Integer(0), compare=False)
+    expr: sympy.Expr = field(default=sympy.Integer(0))  # compared and hashed: a jit static argument
     defaults: tuple[tuple[str, float], ...] = ()
+
+    def to_spec(self) -> dict:
+        return {"kind": "symbolic", "inputs": list(self.inputs), "timescales": dict(self.timescales),
+                "learn_timescales": self.learn_timescales, "label": self.label, "equation": str(self.expr),
+                "params": dict(self.defaults)}
+
+    @classmethod
+    def from_spec(cls, spec: dict) -> "SymbolicRule":
+        return cls.from_string(spec["equation"], spec["params"], timescales=spec["timescales"],
+                               label=spec.get("label", "rule"), learn_timescales=spec.get("learn_timescales", False))
 
     def __post_init__(self):
         super().__post_init__()

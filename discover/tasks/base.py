@@ -1,99 +1,124 @@
-"""A task = an episode sampler + a meta-loss (learned_optimization's split).
+"""A task = an episode sampler + a meta-loss on a rollout (learned_optimization's split).
 
-Every task exposes the same small interface, used by the meta-optimizers, by
-distillation (which asks where episodes visit the local variables) and by verification
-(which runs any rule on held-out episodes):
+A task says what the network must achieve; it does not run the simulation. The stages
+run :func:`discover.rollout.rollout` on what the task provides and hand the result to
+its loss, so every task gets checkpointing, truncation, sharding, distillation and
+verification for free:
 
-- ``sample(key, n) -> episodes``: a batched pytree, leading axis ``n``;
-- ``loss(rule, params, episode) -> scalar``: the meta-loss of one episode;
-- ``loss_and_energy(...) -> (loss, energy)``: also the mean squared ``dw`` per synapse
-  and step, which meta-training may penalize (a parsimony prior, see
-  :mod:`discover.meta`);
-- ``score(rule, params, episode) -> scalar``: a higher-is-better objective,
-  ``1 - loss`` (for imitation that is the R^2 of the weight trajectory);
-- ``visited(rule, params, episode) -> dict name -> [T, post, pre]``: the local
-  variables every synapse saw at every step.
+- ``Config``: a frozen dataclass subclassing :class:`discover.config.TaskConfig` with the
+  task's own keys (only those are valid under ``[task]`` when ``name`` picks this task);
+- ``sample(key, n) -> episodes``: a batched pytree, leading axis ``n``; by default an
+  episode holds ``W0`` (initial weights) and the network's inputs (``x``, or ``s_pre`` /
+  ``s_post``, and ``m``), time-major;
+- ``loss(rollout, episode) -> scalar``: the meta-loss of one episode, from its
+  :class:`~discover.rollout.Rollout` (recorded weights, activity, final state);
+- ``score(rollout, episode)``: higher is better, default ``1 - loss``.
+
+Example (a rate neuron whose output must reach a target mean rate):
+
+    @TASKS.register("target_rate")
+    class TargetRate(Task):
+        @dataclass(frozen=True)
+        class Config(TaskConfig):
+            target: float = 2.0
+
+        def sample(self, key, n):
+            x = jax.random.uniform(key, (n, self.steps, self.network.n_pre))
+            return {"x": x, "W0": jnp.full((n, self.network.n_post, self.network.n_pre), 0.1)}
+
+        def loss(self, rollout, episode):
+            y = rollout.activity[-10:] / self.record_every
+            return jnp.mean((y - self.config.target) ** 2)
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import ClassVar
 
-import jax
-import jax.numpy as jnp
-
-from ..unroll import blocks, record_every, unroll
+from ..config import TaskConfig
+from ..rollout import Rollout, rollout
 
 
 @dataclass(frozen=True)
 class Task:
+    config: TaskConfig
     network: object
-    steps: int
-    record_every: int = 1
-    checkpoint_every: int | None = None  # steps per checkpointed segment
-    truncate_every: int | None = None  # steps per truncated-backprop segment
 
-    name = "task"
+    Config: ClassVar[type] = TaskConfig
+    name: ClassVar[str] = "task"
+
+    @classmethod
+    def from_config(cls, cfg, network) -> "Task":
+        """The task of a whole :class:`~discover.config.Config` (``cfg.task`` is ``cls.Config``)."""
+        return cls(config=cfg.task, network=network)
+
+    @classmethod
+    def make(cls, network, **kw) -> "Task":
+        """Shortcut for scripts and tests: ``Imitate.make(net, steps=100, teacher=rule)``;
+        keys of ``cls.Config`` go to the config (sizes default to the network's), the rest
+        to the task."""
+        keys = {f.name for f in dataclasses.fields(cls.Config)}
+        config = {"n_pre": network.n_pre, "n_post": network.n_post,
+                  **{k: v for k, v in kw.items() if k in keys}}
+        return cls(config=cls.Config(**config), network=network, **{k: v for k, v in kw.items() if k not in keys})
+
+    @property
+    def steps(self) -> int:
+        return self.config.steps
+
+    @property
+    def record_every(self) -> int:
+        return self.config.record_every
+
+    # -- what a task defines ------------------------------------------------------------------
+    def sample(self, key, n):
+        raise NotImplementedError(f"{type(self).__name__} must define sample(key, n)")
+
+    def loss(self, rollout: Rollout, episode):
+        raise NotImplementedError(f"{type(self).__name__} must define loss(rollout, episode)")
+
+    def score(self, rollout: Rollout, episode):
+        return 1.0 - self.loss(rollout, episode)
 
     def initial_state(self, episode):
-        raise NotImplementedError
+        return self.network.init_state(episode["W0"])
 
     def inputs(self, episode):
-        raise NotImplementedError
+        return {k: episode[k] for k in self.network.input_names if k in episode}
 
-    def sample(self, key, n):
-        raise NotImplementedError
+    # hooks a task may override
+    def driver(self):
+        """A rule that drives the network where a student's input normalization is probed
+        (a teacher); ``None``: no plasticity."""
+        return None
 
-    def loss_and_energy(self, rule, params, episode):
-        raise NotImplementedError
+    def rule_inputs(self) -> tuple[str, ...]:
+        """Local variables a student must see besides its defaults (e.g. a teacher's)."""
+        return ()
 
-    def loss(self, rule, params, episode):
-        return self.loss_and_energy(rule, params, episode)[0]
+    def references(self) -> dict:
+        """Rules verification runs beside the learned one: ``{name: rule}`` (e.g. a teacher)."""
+        return {}
 
-    def score(self, rule, params, episode):
-        return 1.0 - self.loss(rule, params, episode)
+    # -- run by the stages (one rollout each) ---------------------------------------------------
+    def simulate(self, rule, params, episode, *, chunk=None, truncate=False, record_locals=False) -> Rollout:
+        return rollout(self.network, rule, params, self.initial_state(episode), self.inputs(episode),
+                       record_every=self.record_every, steps=self.steps, chunk=chunk, truncate=truncate,
+                       record_locals=record_locals)
 
-    # -- shared machinery -------------------------------------------------------------------
-    def trajectory(self, rule, params, episode):
-        """Final state, weights recorded every ``record_every`` steps ``[T/k, post, pre]``, and
-        the mean squared weight change per synapse and step."""
-        final, Ws, _, energy = self.trajectory_with_activity(rule, params, episode)
-        return final, Ws, energy
+    def episode_loss(self, rule, params, episode, *, chunk=None, truncate=False):
+        """``(meta-loss, mean squared dw per synapse and step)`` of one episode."""
+        out = self.simulate(rule, params, episode, chunk=chunk, truncate=truncate)
+        return self.loss(out, episode), out.energy
 
-    def trajectory_with_activity(self, rule, params, episode):
-        """As :meth:`trajectory`, plus the postsynaptic activity summed over each block of
-        ``record_every`` steps ``[T/k, post]`` (spike counts, or summed rates)."""
-        net = self.network
-        act_name = "s_post" if "s_pre" in self.inputs(episode) else "y"
-
-        def step(carry, inp):
-            state, energy = carry
-            new, local = net.step(rule, params, state, inp)
-            return (new, energy + jnp.mean((new["W"] - state["W"]) ** 2)), local[act_name][:, 0]
-
-        k = self.record_every
-        if self.steps % k:
-            raise ValueError(f"task.steps = {self.steps} is not a multiple of task.record_every = {k}")
-        blocked = record_every(step, k, lambda carry, acts: (carry[0]["W"], acts.sum(axis=0)))
-        xs = blocks(self.inputs(episode), k)
-        chunk = None
-        every = self.truncate_every or self.checkpoint_every
-        if every:
-            chunk = max(1, every // k)
-            n_blocks = self.steps // k
-            while n_blocks % chunk:
-                chunk -= 1
-        (final, energy), (Ws, acts) = unroll(blocked, (self.initial_state(episode), jnp.zeros(())), xs, chunk,
-                                              truncate=bool(self.truncate_every))
-        return final, Ws, acts, energy / self.steps
+    def episode_score(self, rule, params, episode):
+        return self.score(self.simulate(rule, params, episode), episode)
 
     def visited(self, rule, params, episode):
-        net = self.network
+        """The local variables every synapse saw at every step: ``{name: [T, post, pre]}``."""
+        return self.simulate(rule, params, episode, record_locals=True).local
 
-        def step(state, inp):
-            state, local = net.step(rule, params, state, inp)
-            shape = state["W"].shape
-            return state, {k: jnp.broadcast_to(v, shape) for k, v in local.items()}
 
-        _, locs = jax.lax.scan(step, self.initial_state(episode), self.inputs(episode))
-        return locs
+__all__ = ["Task"]

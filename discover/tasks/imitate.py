@@ -27,39 +27,96 @@ are not collinear over the episode distribution.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 
-from ..networks import LIFNetwork, RateNetwork
+from ..config import ConfigError, TaskConfig
+from ..registry import NETWORKS, TASKS
 from ..rules.base import Rule
 from .base import Task
 
 
 @dataclass(frozen=True)
-class Imitate(Task):
-    teacher: Rule | None = None
-    w0_range: tuple[float, float] = (0.2, 0.8)
-    # rate inputs: x = mean + scale * L z, with a random correlation factor L per episode
-    input_mean_range: tuple[float, float] = (0.0, 1.0)
-    input_scale_range: tuple[float, float] = (0.3, 1.5)
-    # spiking inputs (Hz)
-    pre_rate_range: tuple[float, float] = (5.0, 40.0)
-    post_rate_range: tuple[float, float] = (5.0, 40.0)
-    pre_modulation_range: tuple[float, float] = (0.0, 0.0)
-    pre_frequency_range: tuple[float, float] = (2.0, 20.0)  # Hz
-    pre_phase_spread: float = 1.0  # input phases uniform over this fraction of a cycle
-    observe: str = "weights"  # weights | spikes
-    obs_tau: float = 5.0  # bins
-    obs_noise: float = 0.0
-    unrecorded_fraction: float = 0.0
+class TeacherConfig:
+    rule: str = "oja"  # a canonical name or an equation string
+    params: dict[str, float] = field(default_factory=dict)
 
-    name = "imitate"
+
+@dataclass(frozen=True)
+class ImitateConfig(TaskConfig):
+    name: str = "imitate"
+    teacher: TeacherConfig | None = None
+    w0_range: list[float] = field(default_factory=lambda: [0.2, 0.8])
+    # rate inputs: x = mean + scale * L z, with a random correlation factor L per episode
+    input_mean_range: list[float] = field(default_factory=lambda: [0.0, 1.0])
+    input_scale_range: list[float] = field(default_factory=lambda: [0.3, 1.5])
+    # spiking inputs (Hz)
+    pre_rate_range: list[float] = field(default_factory=lambda: [5.0, 40.0])
+    post_rate_range: list[float] = field(default_factory=lambda: [5.0, 40.0])  # open loop (given)
+    # rates r_i (1 + m sin(2 pi f t + phi_i)); m, f per episode, phi_i per input (0 = constant)
+    pre_modulation_range: list[float] = field(default_factory=lambda: [0.0, 0.0])
+    pre_frequency_range: list[float] = field(default_factory=lambda: [2.0, 20.0])  # Hz, log-uniform
+    pre_phase_spread: float = 1.0  # input phases uniform over this fraction of a cycle
+    observe: str = "weights"  # weights | spikes (postsynaptic spike counts only)
+    obs_tau: float = 5.0  # spikes: smoothing time constant in bins of record_every steps
+    obs_noise: float = 0.0  # spikes: observation noise, in s.d. of the teacher's activity
+    unrecorded_fraction: float = 0.0  # spikes: share of postsynaptic neurons not recorded
+
+    choices: ClassVar[dict[str, tuple]] = {"observe": ("weights", "spikes")}
+
+    def check(self, cfg):
+        super().check(cfg)
+        if self.teacher is None:
+            raise ConfigError("task imitate needs a teacher: add [task.teacher] rule = \"oja\" (a canonical name "
+                              "or an equation string) and its parameters under [task.teacher.params]")
+        if self.observe == "spikes" and not NETWORKS.get(cfg.network.kind).spiking:
+            raise ConfigError("[task] observe = \"spikes\" needs a spiking network: set [network] kind = \"lif\"")
+        if not 0 <= self.unrecorded_fraction < 1:
+            raise ConfigError("[task] unrecorded_fraction must be in [0, 1): at least one neuron must be recorded")
+        if not 0 <= self.pre_modulation_range[0] <= self.pre_modulation_range[1] <= 1:
+            raise ConfigError("[task] pre_modulation_range must be within [0, 1] (a modulation depth: rates "
+                              "stay >= 0)")
+        if not 0 <= self.pre_phase_spread <= 1:
+            raise ConfigError("[task] pre_phase_spread must be in [0, 1] (a fraction of one cycle)")
+        if self.pre_frequency_range[0] <= 0:
+            raise ConfigError("[task] pre_frequency_range must be > 0 Hz")
+
+
+@TASKS.register("imitate")
+@dataclass(frozen=True)
+class Imitate(Task):
+    teacher: Rule | None = None  # default: built from config.teacher
+
+    Config: ClassVar[type] = ImitateConfig
+    name: ClassVar[str] = "imitate"
+
+    @classmethod
+    def make(cls, network, teacher=None, **kw):
+        """``teacher``: a rule, or a :class:`TeacherConfig` (then built from it)."""
+        if teacher is None or isinstance(teacher, TeacherConfig):
+            return super().make(network, teacher=teacher, **kw)
+        config = ImitateConfig(**{"n_pre": network.n_pre, "n_post": network.n_post, **kw})
+        return cls(config=config, network=network, teacher=teacher)
+
+    def __post_init__(self):
+        if self.teacher is None:
+            object.__setattr__(self, "teacher", build_teacher(self.config.teacher, self.network))
 
     @property
     def spiking(self):
-        return isinstance(self.network, LIFNetwork)
+        return self.network.spiking
+
+    def driver(self):
+        return self.teacher
+
+    def rule_inputs(self):
+        return self.teacher.inputs
+
+    def references(self):
+        return {"teacher": self.teacher}
 
     def teacher_params(self):
         return self.teacher.init(jax.random.key(0))
@@ -68,19 +125,19 @@ class Imitate(Task):
         k_in, k_noise = jax.random.split(key)
         eps = jax.vmap(self._inputs_one)(jax.random.split(k_in, n_episodes))
         tp = self.teacher_params()
-        _, W_teacher, A_teacher, _ = jax.vmap(lambda e: self.trajectory_with_activity(self.teacher, tp, e))(eps)
-        out = {**eps, "W_teacher": W_teacher}
-        if self.observe == "spikes":
-            S = jax.vmap(self.smooth)(A_teacher)
-            if self.obs_noise:
+        ro = jax.vmap(lambda e: self.simulate(self.teacher, tp, e))(eps)
+        out = {**eps, "W_teacher": ro.weights}
+        if self.config.observe == "spikes":
+            S = jax.vmap(self.smooth)(ro.activity)
+            if self.config.obs_noise:
                 sd = jnp.std(S, axis=(1, 2), keepdims=True)
-                S = S + self.obs_noise * sd * jax.random.normal(k_noise, S.shape)
+                S = S + self.config.obs_noise * sd * jax.random.normal(k_noise, S.shape)
             out["S_teacher"] = S
         return out
 
     def smooth(self, A):
         """Causal exponential filter over bins: ``S[t] = a S[t-1] + (1 - a) A[t]``."""
-        a = jnp.exp(-1.0 / self.obs_tau)
+        a = jnp.exp(-1.0 / self.config.obs_tau)
 
         def f(s, x):
             s = a * s + (1 - a) * x
@@ -91,31 +148,31 @@ class Imitate(Task):
     @property
     def recorded(self):
         n = self.network.n_post
-        return max(1, int(round(n * (1.0 - self.unrecorded_fraction))))
+        return max(1, int(round(n * (1.0 - self.config.unrecorded_fraction))))
 
     def _inputs_one(self, key):
-        net = self.network
+        net, c = self.network, self.config
         kw, k1, k2, k3 = jax.random.split(key, 4)
-        W0 = jax.random.uniform(kw, (net.n_post, net.n_pre), minval=self.w0_range[0], maxval=self.w0_range[1])
+        W0 = jax.random.uniform(kw, (net.n_post, net.n_pre), minval=c.w0_range[0], maxval=c.w0_range[1])
         if not self.spiking:
-            mu = jax.random.uniform(k1, (net.n_pre,), minval=self.input_mean_range[0], maxval=self.input_mean_range[1])
-            lo, hi = jnp.log(self.input_scale_range[0]), jnp.log(self.input_scale_range[1])
+            mu = jax.random.uniform(k1, (net.n_pre,), minval=c.input_mean_range[0], maxval=c.input_mean_range[1])
+            lo, hi = jnp.log(c.input_scale_range[0]), jnp.log(c.input_scale_range[1])
             scale = jnp.exp(jax.random.uniform(k2, minval=lo, maxval=hi))
             ka, kz = jax.random.split(k3)
             mix = jnp.eye(net.n_pre) + 0.5 * jax.random.normal(ka, (net.n_pre, net.n_pre)) / jnp.sqrt(net.n_pre)
             x = mu + scale * jax.random.normal(kz, (self.steps, net.n_pre)) @ mix.T
             return {"x": x, "W0": W0}
         dt_s = net.dt * 1e-3
-        r_pre = jax.random.uniform(k1, (net.n_pre,), minval=self.pre_rate_range[0], maxval=self.pre_rate_range[1])
+        r_pre = jax.random.uniform(k1, (net.n_pre,), minval=c.pre_rate_range[0], maxval=c.pre_rate_range[1])
         kp, kq = jax.random.split(k3)
         rate = jnp.broadcast_to(r_pre, (self.steps, net.n_pre))
-        if self.pre_modulation_range[1] > 0:
+        if c.pre_modulation_range[1] > 0:
             rate = rate * self._modulation(jax.random.fold_in(k1, 1))
         s_pre = jax.random.bernoulli(kp, rate * dt_s).astype(jnp.float32)
         ep = {"s_pre": s_pre, "W0": W0}
         if net.post_mode == "given":
-            r_post = jax.random.uniform(k2, (net.n_post,), minval=self.post_rate_range[0],
-                                        maxval=self.post_rate_range[1])
+            r_post = jax.random.uniform(k2, (net.n_post,), minval=c.post_rate_range[0],
+                                        maxval=c.post_rate_range[1])
             ep["s_post"] = jax.random.bernoulli(kq, r_post * dt_s, (self.steps, net.n_post)).astype(jnp.float32)
         return ep
 
@@ -127,34 +184,46 @@ class Imitate(Task):
         every lag, with per-input delays: the pairing statistics that make a rule's trace
         time constants identifiable (with constant Poisson rates a pair rule's drift depends only on
         ``A_plus*tau_pre - A_minus*tau_post`` and its causal part on ``A_plus``)."""
+        c = self.config
         km, kf, kphi = jax.random.split(key, 3)
-        m = jax.random.uniform(km, minval=self.pre_modulation_range[0], maxval=self.pre_modulation_range[1])
-        lo, hi = jnp.log(self.pre_frequency_range[0]), jnp.log(self.pre_frequency_range[1])
+        m = jax.random.uniform(km, minval=c.pre_modulation_range[0], maxval=c.pre_modulation_range[1])
+        lo, hi = jnp.log(c.pre_frequency_range[0]), jnp.log(c.pre_frequency_range[1])
         f = jnp.exp(jax.random.uniform(kf, minval=lo, maxval=hi))
-        phi = jax.random.uniform(kphi, (self.network.n_pre,), maxval=2 * jnp.pi * self.pre_phase_spread)
+        phi = jax.random.uniform(kphi, (self.network.n_pre,), maxval=2 * jnp.pi * c.pre_phase_spread)
         t = jnp.arange(self.steps)[:, None] * self.network.dt * 1e-3
         return 1.0 + m * jnp.sin(2 * jnp.pi * f * t + phi)
 
-    def initial_state(self, episode):
-        return self.network.init_state(episode["W0"])
-
-    def inputs(self, episode):
-        keys = ("s_pre", "s_post") if self.spiking else ("x",)
-        return {k: episode[k] for k in keys if k in episode}
-
-    def loss_and_energy(self, rule, params, episode):
-        if self.observe == "spikes":
-            _, _, A, energy = self.trajectory_with_activity(rule, params, episode)
+    def loss(self, rollout, episode):
+        if self.config.observe == "spikes":
             r = self.recorded
-            S, St = self.smooth(A)[:, :r], episode["S_teacher"][:, :r]
+            S, St = self.smooth(rollout.activity)[:, :r], episode["S_teacher"][:, :r]
             den = jnp.sum((St - St.mean(axis=0)) ** 2)
-            return jnp.sum((S - St) ** 2) / jnp.maximum(den, 1e-12), energy
-        _, Ws, energy = self.trajectory(rule, params, episode)
+            return jnp.sum((S - St) ** 2) / jnp.maximum(den, 1e-12)
         Wt = episode["W_teacher"]
-        num = jnp.sum((Ws - Wt) ** 2)
+        num = jnp.sum((rollout.weights - Wt) ** 2)
         den = jnp.sum((Wt - episode["W0"]) ** 2)
-        return num / jnp.maximum(den, 1e-12), energy
+        return num / jnp.maximum(den, 1e-12)
 
 
-def make_imitate(network: RateNetwork | LIFNetwork, teacher: Rule, steps: int, **kw) -> Imitate:
-    return Imitate(network=network, steps=steps, teacher=teacher, **kw)
+def build_teacher(teacher: TeacherConfig | None, network) -> Rule:
+    """The teacher rule of ``[task.teacher]``: a canonical name or an equation string."""
+    from ..equations import EquationError
+    from ..rules import make_symbolic_rule
+
+    if teacher is None:
+        raise ConfigError("task imitate needs a teacher: add [task.teacher] rule = \"oja\"")
+    try:
+        rule = make_symbolic_rule(teacher.rule, teacher.params, label="teacher")
+    except (EquationError, KeyError) as e:
+        msg = e.args[0] if e.args else str(e)
+        raise ConfigError(f"[task.teacher] rule: {msg}") from None
+    allowed = set(network.local_variables)
+    bad = [v for v in rule.inputs if v not in allowed]
+    if bad:
+        raise ConfigError(f"[task.teacher] rule uses {bad}, which a {network.kind} network does not have; "
+                          f"its variables are {', '.join(sorted(allowed))}")
+    return rule
+
+
+def make_imitate(network, teacher: Rule, steps: int, **kw) -> Imitate:
+    return Imitate.make(network, teacher=teacher, steps=steps, **kw)

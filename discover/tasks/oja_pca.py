@@ -13,23 +13,41 @@ rule that only works at one input scale, or only from one starting point, is pen
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 
+from ..config import ConfigError, TaskConfig
 from ..networks import RateNetwork
+from ..registry import TASKS
 from .base import Task
 
 
+@TASKS.register("oja_pca")
 @dataclass(frozen=True)
 class OjaPCA(Task):
-    eigen_decay: float = 0.5
-    scale_range: tuple[float, float] = (0.5, 2.0)
-    w0_norm_range: tuple[float, float] = (0.3, 1.5)
-    loss_window: int = 1
+    @dataclass(frozen=True)
+    class Config(TaskConfig):
+        name: str = "oja_pca"
+        eigen_decay: float = 0.5
+        scale_range: list[float] = field(default_factory=lambda: [0.5, 2.0])  # overall input variance
+        w0_norm_range: list[float] = field(default_factory=lambda: [0.3, 1.5])
+        loss_window: int = 1
 
-    name = "oja_pca"
+        positive: ClassVar[tuple[str, ...]] = TaskConfig.positive + ("loss_window",)
+
+        def check(self, cfg):
+            super().check(cfg)
+            n = cfg.network
+            if n.kind != "rate" or getattr(n, "activation", None) != "linear":
+                raise ConfigError("task oja_pca needs a linear rate neuron: set [network] kind = \"rate\" and "
+                                  "activation = \"linear\"")
+            if self.n_post != 1:
+                raise ConfigError("task oja_pca has one output neuron: set [task] n_post = 1")
+
+    name: ClassVar[str] = "oja_pca"
 
     @property
     def n(self):
@@ -41,29 +59,23 @@ class OjaPCA(Task):
     def _sample_one(self, key):
         kq, ks, kw, kn, kx = jax.random.split(key, 5)
         Q, _ = jnp.linalg.qr(jax.random.normal(kq, (self.n, self.n)))
-        lo, hi = jnp.log(self.scale_range[0]), jnp.log(self.scale_range[1])
+        c = self.config
+        lo, hi = jnp.log(c.scale_range[0]), jnp.log(c.scale_range[1])
         scale = jnp.exp(jax.random.uniform(ks, minval=lo, maxval=hi))
-        lam = scale * self.eigen_decay ** jnp.arange(self.n)
+        lam = scale * c.eigen_decay ** jnp.arange(self.n)
         w_dir = jax.random.normal(kw, (self.n,))
         w_dir = w_dir / jnp.linalg.norm(w_dir)
-        w_norm = jax.random.uniform(kn, minval=self.w0_norm_range[0], maxval=self.w0_norm_range[1])
+        w_norm = jax.random.uniform(kn, minval=c.w0_norm_range[0], maxval=c.w0_norm_range[1])
         z = jax.random.normal(kx, (self.steps, self.n))
         x = (z * jnp.sqrt(lam)) @ Q.T
         return {"x": x, "W0": (w_dir * w_norm)[None, :], "pc1": Q[:, 0]}
 
-    def initial_state(self, episode):
-        return self.network.init_state(episode["W0"])
-
-    def inputs(self, episode):
-        return {"x": episode["x"]}
-
-    def loss_and_energy(self, rule, params, episode):
-        _, Ws, energy = self.trajectory(rule, params, episode)
-        w = Ws[-self.loss_window:, 0, :]
+    def loss(self, rollout, episode):
+        w = rollout.weights[-self.config.loss_window:, 0, :]
         norm = jnp.linalg.norm(w, axis=-1)
         cos2 = (w @ episode["pc1"]) ** 2 / jnp.maximum(norm**2, 1e-12)
-        return jnp.mean(1.0 - cos2 + (norm - 1.0) ** 2), energy
+        return jnp.mean(1.0 - cos2 + (norm - 1.0) ** 2)
 
 
 def make_oja_pca(n_inputs=5, steps=500, **kw) -> OjaPCA:
-    return OjaPCA(network=RateNetwork(n_pre=n_inputs, n_post=1, activation="linear"), steps=steps, **kw)
+    return OjaPCA.make(RateNetwork(n_pre=n_inputs, n_post=1, activation="linear"), steps=steps, **kw)

@@ -7,16 +7,18 @@
 
 from __future__ import annotations
 
+from discover.registry import Registry
+
 from .base import Backend, BackendUnavailable, Candidate
 from .operon import OperonBackend
 from .pysr import PySRBackend
 from .sparse import SparseBackend
 
-BACKENDS: dict[str, type] = {
-    "sparse": SparseBackend,
-    "operon": OperonBackend,
-    "pysr": PySRBackend,
-}
+#: ``[distill] backend`` names one of these, or a user's class by import path ("my_module:MyBackend"),
+#: or one an installed package registers in the entry-point group ``plasticity.backends``.
+BACKENDS = Registry("plasticity.backends", "distillation backend", "[distill] backend")
+for _name, _cls in (("sparse", SparseBackend), ("operon", OperonBackend), ("pysr", PySRBackend)):
+    BACKENDS.register(_name)(_cls)
 DEFAULT_BACKEND = "sparse"
 
 
@@ -31,12 +33,9 @@ def get_backend(name: str = DEFAULT_BACKEND, **options) -> Backend:
       A backend instance; availability (pyoperon, Julia) is checked when it fits.
 
     Raises:
-      ValueError: on an unknown name, listing the available ones.
+      discover.registry.PluginError: on an unknown name, listing the available ones.
     """
-    if name not in BACKENDS:
-        raise ValueError(f"unknown distillation backend {name!r}; available backends: "
-                         f"{', '.join(BACKENDS)} (default: {DEFAULT_BACKEND})")
-    return BACKENDS[name](**options)
+    return BACKENDS.get(name)(**options)
 
 
 __all__ = ["BACKENDS", "DEFAULT_BACKEND", "Backend", "BackendUnavailable", "Candidate", "get_backend",

@@ -22,8 +22,7 @@ import os
 import tempfile
 from pathlib import Path
 
-import pandas as pd
-
+import plasticity as pl
 from discover import stage as discover_stage
 from discover.config import config_from_dict
 from distill import stage as distill_stage
@@ -63,6 +62,6 @@ print(front[["id", "complexity", "loss", "equation", "selected"]].to_string(inde
 ver = verify.run(cfg, run_dir, progress=False)
 print(ver[["rule", "kind", "objective_mean", "relative_to_neural"]].to_string(index=False))
 
-selected = pd.read_csv(run_dir / "equations.csv").query("selected").iloc[0]
+selected = pl.load_run(run_dir).selected  # the verified policy's pick
 print(f"\nselected: dw = {selected['equation']}")
 print(f"run directory: {run_dir}")

@@ -1,10 +1,10 @@
 """Plasticity rules: one interface, three parameterizations (symbolic, MLP, polynomial)."""
 
 from .base import DEFAULT_TIMESCALES, Rule
-from .canonical import CANONICAL, canonical_rule, make_symbolic_rule
-from .mlp import MLPRule
-from .polynomial import PolynomialRule
-from .symbolic import SymbolicRule
+from .mlp import MLPRule  # isort: skip  (registration order = the order `plasticity list` shows)
+from .polynomial import PolynomialRule  # isort: skip
+from .symbolic import SymbolicRule  # isort: skip
+from .canonical import CANONICAL, canonical_rule, make_symbolic_rule  # isort: skip
 
 __all__ = ["Rule", "SymbolicRule", "MLPRule", "PolynomialRule", "CANONICAL", "canonical_rule",
            "make_symbolic_rule", "DEFAULT_TIMESCALES"]

@@ -9,9 +9,29 @@ import jax.numpy as jnp
 import sympy
 
 from ..compile import compile_expr
+from ..config import ConfigError, RuleConfig
 from ..equations import EquationError, free_parameters, parse_equation, used_variables
 from ..registry import RULES
 from .base import DEFAULT_TIMESCALES, Rule
+
+
+@dataclass(frozen=True)
+class SymbolicConfig(RuleConfig):
+    """``[rule] kind = "symbolic"``: meta-train the parameters of a given equation, e.g.
+    ``equation = "a*x*y - b*w*y**2"`` with starting values ``[rule.params] a = 0.005``."""
+
+    kind: str = "symbolic"
+    equation: str = "0*w"
+    params: dict[str, float] = field(default_factory=dict)
+
+    def check(self, cfg):
+        if self.inputs is not None:
+            raise ConfigError("[rule] inputs does not apply to kind = \"symbolic\": the equation's variables are "
+                              "its inputs; remove it")
+        try:
+            SymbolicRule.from_string(self.equation, self.params)
+        except (EquationError, KeyError) as e:
+            raise ConfigError(f"[rule] equation: {e.args[0] if e.args else e}") from None
 
 
 @RULES.register("symbolic")
@@ -26,6 +46,13 @@ class SymbolicRule(Rule):
 
     expr: sympy.Expr = field(default=sympy.Integer(0))  # compared and hashed: a jit static argument
     defaults: tuple[tuple[str, float], ...] = ()
+
+    Config = SymbolicConfig
+
+    @classmethod
+    def from_config(cls, cfg, *, inputs, timescales, spiking, probe=None):
+        return cls.from_string(cfg.equation, cfg.params, timescales=timescales, label="symbolic",
+                               learn_timescales=cfg.learn_timescales)
 
     def to_spec(self) -> dict:
         return {"kind": "symbolic", "inputs": list(self.inputs), "timescales": dict(self.timescales),

@@ -227,7 +227,8 @@ def _build(cls, data: dict, path: tuple[str, ...] = ()):
         section = f"[{'.'.join(path)}]" if path else "the top level"
         owner = ""
         if len(path) == 1 and path[0] in SELECTORS:
-            owner = f" (for {SELECTORS[path[0]]} = {getattr(cls, SELECTORS[path[0]])!r})"
+            key = SELECTORS[path[0]]
+            owner = f" (for {key} = {data.get(key, getattr(cls, key))!r})"
         raise ConfigError(
             f"unknown key {unknown[0]!r} in {section}{owner}; valid keys there are: {', '.join(names)}. "
             "Fix the spelling or remove it."

@@ -119,9 +119,18 @@ def test_unknown_key_names_the_key_the_section_and_the_valid_keys():
     with pytest.raises(ConfigError) as e:
         config_from_dict({"task": {"stepz": 3}})
     msg = str(e.value)
-    assert msg.startswith("unknown key 'stepz' in [task]; valid keys there are: ")
+    assert msg.startswith("unknown key 'stepz' in [task] (for name = 'oja_pca'); valid keys there are: ")
     for f in dataclasses.fields(TaskConfig):
         assert f.name in msg
+    # each task has its own keys: imitate's are not valid for oja_pca, and the reverse
+    with pytest.raises(ConfigError, match=r"unknown key 'w0_range' in \[task\] \(for name = 'oja_pca'\)"):
+        config_from_dict({"task": {"w0_range": [0.1, 0.2]}})
+    with pytest.raises(ConfigError, match=r"unknown key 'eigen_decay' in \[task\] \(for name = 'imitate'\)"):
+        config_from_dict({"task": {"name": "imitate", "eigen_decay": 0.5, "teacher": {"rule": "oja"}}})
+    with pytest.raises(ConfigError, match=r"unknown key 'tau_m' in \[network\] \(for kind = 'rate'\)"):
+        config_from_dict({"network": {"tau_m": 10.0}})
+    with pytest.raises(ConfigError, match=r"unknown key 'population' in \[meta\] \(for optimizer = 'adam'\)"):
+        config_from_dict({"meta": {"population": 8}})
     with pytest.raises(ConfigError, match="unknown key 'nmae' in the top level"):
         config_from_dict({"nmae": "x"})
     with pytest.raises(ConfigError, match=r"unknown key 'parms' in \[task.teacher\]; valid keys there are: rule, par"):
@@ -139,7 +148,7 @@ def test_unknown_key_names_the_key_the_section_and_the_valid_keys():
         ({"rule": {"hidden": 16}}, "[rule] hidden must be a list, e.g. [1, 2], not 16"),
         ({"rule": {"hidden": [16, "a"]}}, "[rule] hidden must be an integer, not 'a'"),
         ({"task": "imitate"}, "task must be a table ([task]), not 'imitate'"),
-        ({"task": {"teacher": {"rule": "oja", "params": {"eta": "big"}}}},
+        ({"task": {"name": "imitate", "teacher": {"rule": "oja", "params": {"eta": "big"}}}},
          "[task.teacher.params] eta must be a number, not 'big'"),
         ({"name": 3}, "name must be a string, not 3"),
     ],
@@ -153,13 +162,17 @@ def test_wrong_types(data, message):
 @pytest.mark.parametrize(
     "data,message",
     [
-        ({"network": {"kind": "quantum"}}, "[network] kind = 'quantum' is not one of 'rate', 'lif'"),
-        ({"rule": {"kind": "transformer"}}, "[rule] kind = 'transformer' is not one of 'mlp', 'polynomial'"),
-        ({"distill": {"backend": "magic"}}, "[distill] backend = 'magic' is not one of 'sparse', 'operon', 'pysr'"),
+        ({"network": {"kind": "quantum"}}, "[network] kind = 'quantum' is not a known network; choose one of "
+         "'rate', 'lif', or name your own class by import path, e.g. \"my_module:MyClass\""),
+        ({"rule": {"kind": "transformer"}}, "[rule] kind = 'transformer' is not a known rule; choose one of "
+         "'mlp', 'polynomial', 'symbolic', or name your own class by import path, e.g. \"my_module:MyClass\""),
         ({"meta": {"batch": 0}}, "[meta] batch must be > 0, got 0"),
         ({"meta": {"learning_rate": -1}}, "[meta] learning_rate must be > 0, got -1.0"),
-        ({"task": {"w0_range": [0.8, 0.2]}}, "[task] w0_range must be [low, high] with low <= high, got [0.8, 0.2]"),
-        ({"task": {"w0_range": [0.1]}}, "[task] w0_range must be [low, high] with low <= high, got [0.1]"),
+        ({"task": {"name": "imitate", "w0_range": [0.8, 0.2]}},
+         "[task] w0_range must be [low, high] with low <= high, got [0.8, 0.2]"),
+        ({"task": {"name": "imitate", "w0_range": [0.1]}},
+         "[task] w0_range must be [low, high] with low <= high, got [0.1]"),
+        ({"task": {"scale_range": [2.0, 1.0]}}, "[task] scale_range must be [low, high] with low <= high, got [2.0, 1.0]"),
     ],
 )
 def test_bad_values(data, message):
@@ -256,7 +269,8 @@ def test_cli_bad_config_through_the_console_script(tmp_path):
     proc = subprocess.run([*PLASTICITY, "discover", str(p), "--out", str(tmp_path / "run"), "--quiet"],
                           capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr
-    assert_user_error(proc.returncode, proc.stderr, "[network] kind = 'quantum' is not one of 'rate', 'lif'")
+    assert_user_error(proc.returncode, proc.stderr, "[network] kind = 'quantum' is not a known network; choose "
+                      "one of 'rate', 'lif'")
 
 
 @pytest.mark.parametrize(

@@ -145,7 +145,7 @@ def test_fixture_noise_is_five_percent_in_every_episode():
 def test_registry_and_unknown_backend():
     assert {"sparse", "operon", "pysr"} <= set(BACKENDS)
     assert get_backend("sparse").name == "sparse"
-    with pytest.raises(ValueError, match=r"unknown distillation backend 'gplearn'.*sparse, operon, pysr"):
+    with pytest.raises(ValueError, match=r"\[distill\] backend = 'gplearn' is not a known distillation backend; choose one of 'sparse', 'operon', 'pysr'"):
         get_backend("gplearn")
 
 

@@ -17,7 +17,7 @@ import importlib.util
 import time
 from pathlib import Path
 
-from discover.build import build_task, build_teacher
+from discover.build import build_task
 from discover.config import config_from_dict
 from discover.equations import parse_equation
 from discover.io import write_json

@@ -173,7 +173,7 @@ def time_ours(n_pre, n_post, seconds, batch, pass_, repeats):
 
 def brian2_worker(spec: dict) -> dict:
     import brian2 as b2
-    from brian2 import Hz, mV, ms, second
+    from brian2 import Hz, ms, mV, second
 
     b2.prefs.codegen.target = spec["target"]
     b2.prefs.logging.console_log_level = "WARNING"

@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import pandas as pd
 from tqdm.auto import tqdm
 

@@ -98,7 +98,7 @@ def test_truncated_backprop_bounds_closed_loop_gradients():
         eps = task.sample(jax.random.key(0), 2)
         p = teacher.init(jax.random.key(0))
 
-        def final_w(p, trunc=trunc):
+        def final_w(p, task=task, teacher=teacher, eps=eps, trunc=trunc):
             return jnp.mean(jax.vmap(lambda e: task.simulate(teacher, p, e, chunk=trunc or None, truncate=bool(trunc))
                                      .weights[-1].mean())(eps))
 
@@ -123,7 +123,7 @@ def test_detached_feedback_keeps_the_forward_pass_and_bounds_the_gradient():
         eps = task.sample(jax.random.key(0), 2)
         p = teacher.init(jax.random.key(0))
 
-        def final_w(p):
+        def final_w(p, task=task, teacher=teacher, eps=eps):
             return jnp.mean(jax.vmap(lambda e: task.simulate(teacher, p, e).weights[-1].mean())(eps))
 
         w, g = jax.value_and_grad(final_w)(p)

@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 import sympy
 
+from discover import stage as dstage
 from discover.config import config_from_dict
 from discover.vocabulary import SYMBOLS
-from discover import stage as dstage
 from distill import stage as sstage
 from distill import verify
 

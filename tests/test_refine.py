@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from discover.build import build_task, build_teacher
+from discover.build import build_task
 from discover.config import ConfigError, config_from_dict
 from discover.equations import parse_equation
 from distill.refine import _indistinguishable, refine

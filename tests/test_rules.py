@@ -84,7 +84,7 @@ def _random_core(tree, key, scale=1.0):
     leaves, treedef = jax.tree_util.tree_flatten(tree)
     keys = jax.random.split(key, len(leaves))
     return jax.tree_util.tree_unflatten(
-        treedef, [scale * jax.random.normal(k, jnp.shape(l), jnp.float32) for k, l in zip(keys, leaves)])
+        treedef, [scale * jax.random.normal(k, jnp.shape(leaf), jnp.float32) for k, leaf in zip(keys, leaves)])
 
 
 def make_rule(rid):
@@ -133,7 +133,7 @@ def test_jit_shape_and_finite(rule_case):
     rid, rule, params = rule_case
     local = to_jax(random_local(rule.inputs, seed=3))
     eager = rule(params, local)
-    jitted = jax.jit(lambda p, l: rule(p, l))(params, local)
+    jitted = jax.jit(lambda p, loc: rule(p, loc))(params, local)
     assert eager.shape == jitted.shape == (N_POST, N_PRE)
     assert np.all(np.isfinite(np.asarray(jitted)))
     np.testing.assert_allclose(np.asarray(jitted), np.asarray(eager), rtol=1e-5, atol=1e-7)
@@ -143,7 +143,7 @@ def test_jit_shape_and_finite(rule_case):
 def test_vmap_over_a_batch_of_local_dicts(rule_case):
     rid, rule, params = rule_case
     batched = to_jax(random_local(rule.inputs, seed=4, batch=(BATCH,)))
-    out = jax.jit(jax.vmap(lambda l: rule(params, l)))(batched)
+    out = jax.jit(jax.vmap(lambda loc: rule(params, loc)))(batched)
     assert out.shape == (BATCH, N_POST, N_PRE)
     assert np.all(np.isfinite(np.asarray(out)))
     for b in (0, BATCH - 1):
@@ -157,8 +157,8 @@ def test_grad_wrt_params(rule_case):
     g = jax.jit(jax.grad(lambda p: jnp.sum(rule(p, local) ** 2)))(params)
     assert jax.tree_util.tree_structure(g) == jax.tree_util.tree_structure(params)
     leaves = jax.tree_util.tree_leaves(g["core"])
-    assert all(np.all(np.isfinite(np.asarray(l))) for l in leaves)
-    assert any(np.any(np.asarray(l) != 0) for l in leaves), f"{rid}: zero gradient w.r.t. its parameters"
+    assert all(np.all(np.isfinite(np.asarray(leaf))) for leaf in leaves)
+    assert any(np.any(np.asarray(leaf) != 0) for leaf in leaves), f"{rid}: zero gradient w.r.t. its parameters"
     # trace time constants are not learned unless asked
     assert all(float(v) == 0.0 for v in jax.tree_util.tree_leaves(g["log_tau"]))
 
@@ -266,7 +266,7 @@ def test_make_symbolic_rule_from_an_equation_string():
     assert isinstance(rule, SymbolicRule)
     assert rule.inputs == ("x", "y", "w")
     v = random_local(rule.inputs, seed=40)
-    out = np.asarray(jax.jit(lambda p, l: rule(p, l))(rule.init(jax.random.key(0)), to_jax(v)))
+    out = np.asarray(jax.jit(lambda p, loc: rule(p, loc))(rule.init(jax.random.key(0)), to_jax(v)))
     ref = 0.3 * v["x"] * v["y"] - 0.7 * v["w"] ** 2
     np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-6)
     # bound_expr substitutes the values

@@ -1,6 +1,7 @@
 """Plasticity rules: one interface, three parameterizations (symbolic, MLP, polynomial)."""
 
 from .base import DEFAULT_TIMESCALES, Rule
+
 from .mlp import MLPRule  # isort: skip  (registration order = the order `plasticity list` shows)
 from .polynomial import PolynomialRule  # isort: skip
 from .symbolic import SymbolicRule  # isort: skip

@@ -77,8 +77,10 @@ def user_errors() -> tuple[type, ...]:
     from distill.backends import BackendUnavailable
     from distill.stage import DistillError
 
-    return (ConfigError, EquationError, RunDirError, MetaTrainingError, BackendUnavailable, PluginError,
-            DistillError)
+    from analysis import rundir
+
+    return (ConfigError, EquationError, RunDirError, getattr(rundir, "RunDirectoryError", RunDirError),
+            MetaTrainingError, BackendUnavailable, PluginError, DistillError)
 
 
 def fail(message: str) -> int:

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from analysis import figures, report, rundir
+from discover.io import selected_equation
 
 TINY = {
     "task": {"name": "imitate", "steps": 40, "record_every": 4, "n_pre": 4, "n_post": 2,
@@ -83,9 +84,12 @@ def test_trajectories_npz_matches_the_simulator(tiny_run):
     neural, nparams = load_rule(d)
     np.testing.assert_allclose(tr["W_neural"], _flat(task.simulate(neural, nparams, ep).weights, n_syn),
                                rtol=1e-5, atol=1e-7)
-    # the selected row is the one the `verified` policy chose at the end of verify
-    eqs = rundir.read_equations(d)
-    row = eqs[eqs["selected"]].iloc[0]
+    # the selected row is the one the `verified` policy chose at the end of verify; verify
+    # marks it in its own file and leaves distill's equations.csv as distill wrote it
+    row = selected_equation(d)
+    ver = pd.read_csv(d / "verification.csv")
+    assert list(ver.loc[ver["selected"], "rule"]) == [f"eq{row['id']}"]
+    assert pd.read_csv(d / "equations.csv")["selected"].sum() == 1
     assert tr["selected_id"] == str(row["id"]) and tr["selected_equation"] == row["equation"]
     tau = {k: float(v) for k, v in neural.tau(nparams).items()}
     rule = SymbolicRule.from_string(str(row["sympy"]), {}, timescales=tau)

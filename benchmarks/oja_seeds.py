@@ -20,8 +20,9 @@ from plasticity.cli import main
 
 
 def summarize(run_dir: Path) -> dict:
-    eqs = pd.read_csv(run_dir / "equations.csv")
-    sel = eqs[eqs["selected"]].iloc[0]
+    from discover.io import selected_equation
+
+    sel = selected_equation(run_dir)
     coefs = {sympy.sympify(t, locals=SYMBOLS): v for t, v in json.loads(sel["coefficients"]).items()}
     x, y, w = SYMBOLS["x"], SYMBOLS["y"], SYMBOLS["w"]
     a, b = coefs.get(x * y, {"value": float("nan")}), coefs.get(w * y**2, {"value": float("nan")})

@@ -44,7 +44,7 @@ wall = hist["wall_s"].to_numpy()
 flat = np.concatenate([np.ravel(a) for a in jax.tree_util.tree_leaves(params)])
 print("RESULT" + json.dumps({"devices": jax.device_count(), "first_step_s": float(wall[0]),
       "s_per_step": float((wall[-2] - wall[0]) / (len(wall) - 2)), "params": flat.tolist(),
-      "batch": cfg.meta.batch, "population": cfg.meta.population, "optimizer": cfg.meta.optimizer}))
+      "batch": cfg.meta.batch, "population": getattr(cfg.meta, "population", None), "optimizer": cfg.meta.optimizer}))
 """
 
 

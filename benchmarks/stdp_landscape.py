@@ -29,7 +29,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
-from discover.build import build_task, build_teacher
+from discover.build import build_task
 from discover.config import load_config
 from discover.io import write_json
 from discover.rules import make_symbolic_rule
@@ -46,8 +46,8 @@ def main():
     args = ap.parse_args()
 
     cfg = load_config(args.config)
-    teacher = build_teacher(cfg)
-    task = build_task(cfg, teacher=teacher)
+    task = build_task(cfg)
+    teacher = task.teacher
     tp = {k: float(v) for k, v in cfg.task.teacher.params.items()}
     a_plus, a_minus = tp["A_plus"], tp["A_minus"]
     student = make_symbolic_rule("A_plus*tr_pre*s_post - A_minus*tr_post*s_pre", tp, label="student")

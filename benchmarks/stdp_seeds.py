@@ -36,9 +36,9 @@ TEACHER_TAUS = {"stdp_pair": {"tau_pre": 20.0, "tau_post": 20.0}}
 
 def summarize(run_dir: Path, name: str) -> dict:
     from discover.build import load_rule
+    from discover.io import selected_equation
 
-    eqs = pd.read_csv(run_dir / "equations.csv")
-    sel = eqs[eqs["selected"]].iloc[0]
+    sel = selected_equation(run_dir)
     coefs = {sympy.sympify(t, locals=S): v["value"] for t, v in json.loads(sel["coefficients"]).items()}
     truth = TRUTH[name]
     errors = [abs(coefs[t] / v - 1) if t in coefs else float("nan") for t, v in truth.items()]

@@ -16,7 +16,7 @@ import sympy
 from sympy.polys.polyerrors import PolynomialError
 
 from .backends.base import Candidate, nondominated, weighted_mse
-from .simplify import complexity, evaluate, polish, round_expr, terms
+from .simplify import complexity, evaluate, format_equation, latex_equation, polish, round_expr, terms
 
 COLUMNS = ["id", "backend", "complexity", "loss", "score", "equation", "sympy", "latex", "coefficients"]
 
@@ -100,9 +100,9 @@ def pareto_front(
             "complexity": cx,
             "loss": loss,
             "score": score,
-            "equation": sympy.sstr(round_expr(expr, 4), full_prec=False),
+            "equation": format_equation(expr),
             "sympy": str(expr),
-            "latex": sympy.latex(round_expr(expr, 3)),
+            "latex": latex_equation(expr),
             "coefficients": json.dumps(coeffs),
         })
     return pd.DataFrame.from_records(records, columns=COLUMNS)

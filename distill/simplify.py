@@ -145,6 +145,16 @@ def round_expr(expr: sympy.Expr, sig: int = 3) -> sympy.Expr:
     return expr.xreplace(reps) if reps else expr
 
 
+def format_equation(expr: sympy.Expr, sig: int = 4) -> str:
+    """The short text of an equation (the ``equation`` column): floats to ``sig`` figures."""
+    return sympy.sstr(round_expr(expr, sig), full_prec=False)
+
+
+def latex_equation(expr: sympy.Expr, sig: int = 3) -> str:
+    """LaTeX of an equation (the ``latex`` column): floats to ``sig`` figures."""
+    return sympy.latex(round_expr(expr, sig))
+
+
 def terms(expr: sympy.Expr) -> dict[sympy.Expr, float]:
     """Split an expression into its additive terms: ``{term without coefficient: coefficient}``.
 

@@ -120,10 +120,8 @@ def refine_front(front: pd.DataFrame, task, names, timescales: dict, d, progress
     ``refit_loss`` is the task's meta-loss of the refitted equation (training pool).
     ``optimizer``: ``"adam"`` or ``"cma_es"`` (:func:`distill.refine.refine`).
     """
-    import sympy
-
     from .refine import refine
-    from .simplify import round_expr
+    from .simplify import format_equation, latex_equation
 
     front = front.copy()
     front["refit_loss"] = np.nan
@@ -146,9 +144,9 @@ def refine_front(front: pd.DataFrame, task, names, timescales: dict, d, progress
             fit = fit if isinstance(fit, dict) else {"value": fit}
             coefs[term] = {"value": v, "ci_low": lo, "ci_high": hi, "fit_value": fit.get("value"),
                            "fit_ci_low": fit.get("ci_low"), "fit_ci_high": fit.get("ci_high")}
-        front.at[i, "equation"] = sympy.sstr(round_expr(refined, 4), full_prec=False)
+        front.at[i, "equation"] = format_equation(refined)
         front.at[i, "sympy"] = str(refined)
-        front.at[i, "latex"] = sympy.latex(round_expr(refined, 3))
+        front.at[i, "latex"] = latex_equation(refined)
         front.at[i, "coefficients"] = json.dumps(coefs)
         front.at[i, "refit_loss"] = loss
         if progress:

@@ -26,6 +26,7 @@ from discover.config import Config
 from discover.io import atomic_write_bytes, selected_equation, update_manifest, write_csv
 from discover.rules import CANONICAL, SymbolicRule, canonical_rule
 
+from .simplify import format_equation
 from .stage import load_equations, load_run_config
 
 COLUMNS = ["rule", "kind", "equation", "objective_mean", "objective_ci_low", "objective_ci_high",
@@ -91,11 +92,11 @@ def run(cfg: Config | None, run_dir: str | Path, progress: bool = True) -> pd.Da
         bparams = base.init(jax.random.key(0))
         c = canonical_scale(task, neural, nparams, base, bparams, probe)
         scaled = SymbolicRule.from_expr(c * base.bound_expr(), {}, timescales=dict(base.timescales), label=name)
-        add(name, "canonical", _fmt(scaled.expr), scaled, scaled.init(jax.random.key(0)))
+        add(name, "canonical", format_equation(scaled.expr), scaled, scaled.init(jax.random.key(0)))
     for name, ref in task.references().items():
         expr = ref.bound_expr() if isinstance(ref, SymbolicRule) else ""
         # kind "teacher": a rule the task itself supplies as the reference (imitate's teacher)
-        add(name, "teacher", _fmt(expr) if expr != "" else "", ref, ref.init(jax.random.key(0)))
+        add(name, "teacher", format_equation(expr) if expr != "" else "", ref, ref.init(jax.random.key(0)))
     df = pd.DataFrame(rows, columns=COLUMNS[:-2])
     neural_mean = df.loc[df["kind"] == "neural", "objective_mean"].iloc[0]
     df["relative_to_neural"] = df["objective_mean"] / neural_mean if neural_mean != 0 else np.nan
@@ -183,14 +184,6 @@ def write_trajectories(run_dir: str | Path, task, neural, nparams, episodes, tim
     buf = io.BytesIO()
     np.savez(buf, **out)
     return atomic_write_bytes(run_dir / "trajectories.npz", buf.getvalue())
-
-
-def _fmt(expr) -> str:
-    import sympy
-
-    from .simplify import round_expr
-
-    return sympy.sstr(round_expr(expr, 4), full_prec=False)
 
 
 __all__ = ["run", "COLUMNS", "write_trajectories"]

@@ -69,6 +69,7 @@ def load_with_overrides(path: Path, overrides: list[str] | None):
 
 
 def user_errors() -> tuple[type, ...]:
+    from analysis import rundir
     from discover.config import ConfigError
     from discover.equations import EquationError
     from discover.io import RunDirError
@@ -76,8 +77,6 @@ def user_errors() -> tuple[type, ...]:
     from discover.registry import PluginError
     from distill.backends import BackendUnavailable
     from distill.stage import DistillError
-
-    from analysis import rundir
 
     return (ConfigError, EquationError, RunDirError, getattr(rundir, "RunDirectoryError", RunDirError),
             MetaTrainingError, BackendUnavailable, PluginError, DistillError)

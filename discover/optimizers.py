@@ -90,8 +90,8 @@ def make_optimizer(meta: GradientConfig) -> optax.GradientTransformation:
     return optax.chain(optax.clip_by_global_norm(meta.grad_clip), inner)
 
 
-@META_OPTIMIZERS.register("adam")
 @META_OPTIMIZERS.register("sgd")
+@META_OPTIMIZERS.register("adam")  # the inner decorator registers first: `plasticity list` shows adam first
 class GradientDescent:
     """Backprop through the unrolled episodes (``jax.checkpoint`` segments, optional
     truncation), global-norm clipping, Adam or SGD (optax)."""
@@ -168,8 +168,8 @@ def merge(params, member):
     return out
 
 
-@META_OPTIMIZERS.register("cma_es")
 @META_OPTIMIZERS.register("open_es")
+@META_OPTIMIZERS.register("cma_es")
 class EvolutionStrategy:
     """One generation per step: ``population`` members, each scored on the same meta-batch
     by forward simulation only (common random numbers), no gradient. It needs no surrogate

@@ -163,3 +163,43 @@ def test_cli_checks_the_backend_before_any_work(tmp_path):
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert "--backend 'foo'" in out.stderr and "'sparse', 'operon', 'pysr'" in " ".join(out.stderr.split())
     assert not (tmp_path / "r" / "checkpoint").exists()
+
+
+def test_installed_packages_add_names_through_entry_points(monkeypatch):
+    """An entry point in the group `plasticity.tasks` is a task name like the built-ins."""
+    from importlib.metadata import EntryPoint
+
+    from discover import registry
+
+    reg = registry.Registry("plasticity.test_tasks", "task", "[task] name")
+    ep = EntryPoint("oja_again", "discover.tasks.oja_pca:OjaPCA", "plasticity.test_tasks")
+    monkeypatch.setattr(registry, "entry_points", lambda group: [ep] if group == "plasticity.test_tasks" else [])
+    from discover.tasks.oja_pca import OjaPCA
+
+    assert reg.get("oja_again") is OjaPCA and "oja_again" in reg.names()
+
+
+def test_resolved_config_holds_only_what_applies_with_lists_on_one_line():
+    import tomllib
+
+    from discover.config import dumps_config
+
+    text = dumps_config(config_from_dict({"network": {"w_max": 2.0}, "rule": {"hidden": [8, 8]}}))
+    assert "hidden = [8, 8]\n" in text and "scale_range = [0.5, 2.0]\n" in text
+    for key in ("tau_m", "teacher", "population", "w0_range", "degree"):  # other tasks', networks', ...
+        assert f"\n{key} =" not in text, key
+    back = config_from_dict(tomllib.loads(text))
+    assert back == config_from_dict({"network": {"w_max": 2.0}, "rule": {"hidden": [8, 8]}})
+
+
+def test_backend_options_reach_the_backend_and_unknown_ones_are_refused():
+    from distill.backends import get_backend
+    from distill.stage import check_config
+
+    cfg = config_from_dict({"distill": {"backend": "operon", "backend_options": {"max_time": 3}}})
+    check_config(cfg)
+    assert get_backend(cfg.distill.backend, **cfg.distill.backend_options).max_time == 3
+    with pytest.raises(ConfigError, match=r"\[distill.backend_options\] 'max_tme' is not an option of the sparse"):
+        check_config(config_from_dict({"distill": {"backend_options": {"max_tme": 3}}}))
+    with pytest.raises(ConfigError, match=r"\[verify\] canonical names 'nosuch'"):
+        check_config(config_from_dict({"verify": {"canonical": ["nosuch"]}}))

@@ -116,11 +116,16 @@ class Rule:
         """This rule with its input normalization set from ``probe`` (default: unchanged)."""
         return self
 
-    def to_spec(self) -> dict:
-        """A JSON-able description (``rule/rule.json``); ``kind`` names the class."""
+    @property
+    def kind(self) -> str:
+        """The name that finds this rule's class again: its registry name, else its import path."""
         from ..registry import RULES
 
-        spec = {"kind": RULES.key_of(type(self))}
+        return RULES.key_of(type(self))
+
+    def to_spec(self) -> dict:
+        """A JSON-able description (``rule/rule.json``); ``kind`` names the class."""
+        spec = {"kind": self.kind}
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
             spec[f.name] = dict(v) if f.name == "timescales" else _lists(v)

@@ -120,6 +120,8 @@ def simulate_pairings(rule, params, pre_steps, post_steps, dt: float = 0.1, tail
     import jax
     import jax.numpy as jnp
 
+    from discover.rollout import final_weights
+
     params = _default_params(rule, params)
     net = _protocol_network(dt, network)
     pre_steps = np.asarray(pre_steps, np.int32)
@@ -132,17 +134,12 @@ def simulate_pairings(rule, params, pre_steps, post_steps, dt: float = 0.1, tail
     n_steps = int(end.max()) + 1
 
     def one(pre, post, end_v):
-        state = net.init_state(jnp.ones((1, 1), jnp.float32))
+        def inputs(t):  # the imposed spikes of step t
+            return {"s_pre": jnp.any(pre == t, keepdims=True).astype(jnp.float32),
+                    "s_post": jnp.any(post == t, keepdims=True).astype(jnp.float32)}
 
-        def body(state, t):
-            inp = {"s_pre": jnp.any(pre == t, keepdims=True).astype(jnp.float32),
-                   "s_post": jnp.any(post == t, keepdims=True).astype(jnp.float32)}
-            new, _ = net.step(rule, params, state, inp)
-            live = t <= end_v
-            return jax.tree_util.tree_map(lambda a, b: jnp.where(live, a, b), new, state), None
-
-        state, _ = jax.lax.scan(body, state, jnp.arange(n_steps, dtype=jnp.int32), unroll=8)
-        return state["W"][0, 0] - 1.0
+        W = final_weights(net, rule, params, jnp.ones((1, 1), jnp.float32), inputs, steps=n_steps, until=end_v + 1)
+        return W[0, 0] - 1.0
 
     run = jax.jit(jax.vmap(one))
     dw = run(jnp.asarray(pre_steps), jnp.asarray(post_steps), jnp.asarray(end))

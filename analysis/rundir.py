@@ -1,9 +1,9 @@
-"""Reading a run directory for analysis, and writing into it atomically.
+"""Reading a run directory for analysis: the validating reader of its files.
 
 Analysis talks to the earlier stages only through the files of a run directory
 (DESIGN.md section 5). This module reads those files, checks them against that contract
-and says, when one is missing, which command writes it. It imports neither ``discover``
-nor ``distill``.
+(:mod:`analysis.contract`) and says, when one is missing, which command writes it. It
+imports ``discover`` only to raise its error and to ask which equation is selected.
 
 Two kinds of trouble are kept apart:
 
@@ -11,166 +11,47 @@ Two kinds of trouble are kept apart:
   ``verification.csv``, ``trajectories.npz``) is normal for a partial run: the loaders
   return ``None`` and the report carries a note from :func:`missing_note`;
 * a *malformed* file (a column missing, a value that is not a number, no selected
-  equation) is a bug upstream: it raises :class:`RunDirectoryError` (a ``ValueError``)
-  whose message names the file, the problem and the command that regenerates it.
+  equation) is a bug upstream: it raises :class:`discover.io.RunDirError` (a
+  ``ValueError``) whose message names the file, the problem and the command that
+  regenerates it.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
-import tempfile
 import tomllib
-import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-CONFIG = "config.toml"
-MANIFEST = "manifest.json"
-META_HISTORY = "meta_history.csv"
-EQUATIONS = "equations.csv"
-VERIFICATION = "verification.csv"
-COMPARISON = "comparison.csv"
-COMPARISON_WINDOWS = "comparison_windows.csv"
-COMPARISON_FREQUENCY = "comparison_frequency.csv"
-TRAJECTORIES = "trajectories.npz"
-
-# The process umask, read once: files made by mkstemp are 0600, and outputs should get
-# the same mode as any file this user writes.
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
-
-#: The command that (re)writes each file of a run directory.
-PRODUCERS: dict[str, str] = {
-    CONFIG: "plasticity discover CONFIG --out DIR",
-    MANIFEST: "plasticity discover CONFIG --out DIR",
-    META_HISTORY: "plasticity discover CONFIG --out DIR",
-    EQUATIONS: "plasticity distill DIR",
-    VERIFICATION: "plasticity verify DIR",
-    COMPARISON: "plasticity report DIR",
-    COMPARISON_WINDOWS: "plasticity report DIR",
-    COMPARISON_FREQUENCY: "plasticity report DIR",
-    TRAJECTORIES: "plasticity verify DIR",
-}
-
-#: Columns analysis needs in each CSV (a subset of the contract where unused ones exist).
-REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
-    META_HISTORY: ("step", "meta_loss", "val_loss", "wall_s"),
-    EQUATIONS: ("id", "backend", "complexity", "loss", "score", "equation", "latex", "selected"),
-    VERIFICATION: (
-        "rule",
-        "kind",
-        "objective_mean",
-        "objective_ci_low",
-        "objective_ci_high",
-        "relative_to_neural",
-    ),
-    COMPARISON: ("canonical", "term_jaccard", "coef_distance", "behaviour_distance", "closest"),
-    COMPARISON_WINDOWS: ("rule", "protocol", "dt_ms", "dw", "dw_normalized"),
-    COMPARISON_FREQUENCY: ("rule", "freq_hz", "lag_ms", "dw"),
-}
-
-_NUMERIC_COLUMNS: dict[str, tuple[str, ...]] = {
-    META_HISTORY: ("step", "meta_loss", "val_loss", "wall_s"),
-    EQUATIONS: ("complexity", "loss", "score"),
-    VERIFICATION: ("objective_mean", "objective_ci_low", "objective_ci_high", "relative_to_neural"),
-    COMPARISON: ("term_jaccard", "coef_distance", "behaviour_distance"),
-    COMPARISON_WINDOWS: ("dt_ms", "dw", "dw_normalized"),
-    COMPARISON_FREQUENCY: ("freq_hz", "lag_ms", "dw"),
-}
-
-_NONEMPTY_COLUMNS: dict[str, tuple[str, ...]] = {
-    META_HISTORY: ("step",),
-    EQUATIONS: ("id", "complexity"),
-    VERIFICATION: ("rule",),
-    COMPARISON: ("canonical",),
-    COMPARISON_WINDOWS: ("rule",),
-    COMPARISON_FREQUENCY: ("rule", "freq_hz", "lag_ms"),
-}
-
-#: The kinds of rule a row of ``verification.csv`` may describe.
-VERIFICATION_KINDS: tuple[str, ...] = ("neural", "equation", "canonical", "teacher")
-
-
-class RunDirectoryError(ValueError):
-    """A run directory, or one of its files, that analysis cannot use.
-
-    The message names the file, what is wrong with it and the command that rewrites it.
-    """
-
-
-def _regenerate(name: str) -> str:
-    return f"regenerate it with `{PRODUCERS[name]}`"
-
-
-def missing_note(name: str) -> str:
-    """A one-line note for the report saying that ``name`` is missing and what writes it.
-
-    Args:
-      name: a file name of the run directory, e.g. ``"verification.csv"``.
-
-    Returns:
-      Text such as ``"`verification.csv` is missing; `plasticity verify DIR` writes it."``
-    """
-    return f"`{name}` is missing; `{PRODUCERS[name]}` writes it."
-
-
-# --------------------------------------------------------------------------- writing
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same directory.
-
-    The temporary file is flushed to disk and renamed over ``path`` with ``os.replace``,
-    so a reader sees either the old file or the complete new one, never half of it.
-
-    Args:
-      path: destination; its parent directory is created if needed.
-      data: the bytes to write.
-
-    Returns:
-      ``path`` as a :class:`pathlib.Path`.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, 0o666 & ~_UMASK)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically; see :func:`atomic_write_bytes`."""
-    return atomic_write_bytes(path, text.encode("utf-8"))
-
+from .cells import bool_column, id_text, numeric_column, parse_coefficients, text_column
+from .contract import (
+    COMPARISON,
+    COMPARISON_FREQUENCY,
+    COMPARISON_WINDOWS,
+    CONFIG,
+    EQUATIONS,
+    MANIFEST,
+    META_HISTORY,
+    NONEMPTY_COLUMNS,
+    NUMERIC_COLUMNS,
+    PRODUCERS,
+    REQUIRED_COLUMNS,
+    TRAJECTORIES,
+    TRAJECTORY_ARRAYS,
+    VERIFICATION,
+    VERIFICATION_KINDS,
+    check_dir,
+    missing_note,
+    regenerate,
+    run_dir_error,
+)
+from .trajectories import read_trajectories
 
 # --------------------------------------------------------------------------- reading
-
-
-def _check_dir(run_dir: str | os.PathLike) -> Path:
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise RunDirectoryError(
-            f"run directory {str(run_dir)!r} does not exist or is not a directory; "
-            "pass the folder that `plasticity discover CONFIG --out DIR` wrote"
-        )
-    return run_dir
 
 
 def read_config(run_dir: str | os.PathLike) -> tuple[dict[str, Any], str]:
@@ -183,18 +64,18 @@ def read_config(run_dir: str | os.PathLike) -> tuple[dict[str, Any], str]:
       ``(config, text)``: the parsed TOML as nested dicts, and its text verbatim.
 
     Raises:
-      RunDirectoryError: if the file is missing or is not valid TOML.
+      RunDirError: if the file is missing or is not valid TOML.
     """
-    path = _check_dir(run_dir) / CONFIG
+    path = check_dir(run_dir) / CONFIG
     if not path.is_file():
-        raise RunDirectoryError(
-            f"{path}: file is missing, and analysis needs it; {_regenerate(CONFIG)}"
+        raise run_dir_error(
+            f"{path}: file is missing, and analysis needs it; {regenerate(CONFIG)}"
         )
     text = path.read_text(encoding="utf-8")
     try:
         return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as e:
-        raise RunDirectoryError(f"{path}: not valid TOML ({e}); {_regenerate(CONFIG)}") from None
+        raise run_dir_error(f"{path}: not valid TOML ({e}); {regenerate(CONFIG)}") from None
 
 
 def read_manifest(run_dir: str | os.PathLike) -> dict[str, Any]:
@@ -207,48 +88,48 @@ def read_manifest(run_dir: str | os.PathLike) -> dict[str, Any]:
       The manifest as a dict.
 
     Raises:
-      RunDirectoryError: if the file is missing, is not valid JSON or is not an object.
+      RunDirError: if the file is missing, is not valid JSON or is not an object.
     """
-    path = _check_dir(run_dir) / MANIFEST
+    path = check_dir(run_dir) / MANIFEST
     if not path.is_file():
-        raise RunDirectoryError(
-            f"{path}: file is missing, and analysis needs it; {_regenerate(MANIFEST)}"
+        raise run_dir_error(
+            f"{path}: file is missing, and analysis needs it; {regenerate(MANIFEST)}"
         )
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
-        raise RunDirectoryError(f"{path}: not valid JSON ({e}); {_regenerate(MANIFEST)}") from None
+        raise run_dir_error(f"{path}: not valid JSON ({e}); {regenerate(MANIFEST)}") from None
     if not isinstance(manifest, dict):
-        raise RunDirectoryError(
+        raise run_dir_error(
             f"{path}: expected a JSON object at the top level, got {type(manifest).__name__}; "
-            f"{_regenerate(MANIFEST)}"
+            f"{regenerate(MANIFEST)}"
         )
     return manifest
 
 
 def _read_csv(run_dir: str | os.PathLike, name: str) -> pd.DataFrame | None:
-    path = _check_dir(run_dir) / name
+    path = check_dir(run_dir) / name
     if not path.is_file():
         return None
     try:
         df = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise RunDirectoryError(f"{path}: cannot be read as CSV ({e}); {_regenerate(name)}") from None
+        raise run_dir_error(f"{path}: cannot be read as CSV ({e}); {regenerate(name)}") from None
     missing = [c for c in REQUIRED_COLUMNS[name] if c not in df.columns]
     if missing:
-        raise RunDirectoryError(
+        raise run_dir_error(
             f"{path}: missing column{'s' if len(missing) > 1 else ''} "
             f"{', '.join(repr(c) for c in missing)} (has {', '.join(map(repr, df.columns))}); "
-            f"{_regenerate(name)}"
+            f"{regenerate(name)}"
         )
-    for col in _NUMERIC_COLUMNS[name]:
-        _numeric_column(df, col, path, name)
-    for col in _NONEMPTY_COLUMNS[name]:
+    for col in NUMERIC_COLUMNS[name]:
+        numeric_column(df, col, path, name)
+    for col in NONEMPTY_COLUMNS[name]:
         empty = df[col].isna()
         if empty.any():
             row = int(empty.to_numpy().nonzero()[0][0])
-            raise RunDirectoryError(
-                f"{path}: column {col!r} is empty in row {row + 1}; {_regenerate(name)}"
+            raise run_dir_error(
+                f"{path}: column {col!r} is empty in row {row + 1}; {regenerate(name)}"
             )
     return df
 
@@ -264,99 +145,12 @@ def read_meta_history(run_dir: str | os.PathLike) -> pd.DataFrame | None:
       without validation), or ``None`` if the file is absent.
 
     Raises:
-      RunDirectoryError: if a column is missing or holds something that is not a number.
+      RunDirError: if a column is missing or holds something that is not a number.
     """
     df = _read_csv(run_dir, META_HISTORY)
     if df is None:
         return None
     return df.sort_values("step", kind="stable").reset_index(drop=True)
-
-
-def _parse_bool(value: Any) -> bool | None:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, (int, float)) and not (isinstance(value, float) and math.isnan(value)):
-        if value in (0, 1):
-            return bool(value)
-        return None
-    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
-        return value.strip().lower() in ("true", "1", "yes")
-    return None
-
-
-def parse_coefficients(text: Any) -> dict[str, dict[str, float]]:
-    """Parse one cell of the ``coefficients`` column of ``equations.csv``.
-
-    The cell is a JSON object mapping a term (``"x*y"``) to either a number or an object
-    ``{"value": ..., "ci_low": ..., "ci_high": ...}`` (bootstrap confidence interval).
-    After a refit on the task (``[distill] refine_steps``), ``value`` and its interval
-    are the refitted ones and the object also holds the regression's ``fit_value``,
-    ``fit_ci_low`` and ``fit_ci_high``.
-
-    Args:
-      text: the cell; empty or NaN means "no coefficients recorded".
-
-    Returns:
-      ``{term: {"value": v, "ci_low": lo, "ci_high": hi}}`` with NaN where a bound is
-      absent, plus ``fit_value``, ``fit_ci_low``, ``fit_ci_high`` (NaN where a bound is
-      absent) for terms with a non-null ``fit_value``; ``{}`` for an empty cell.
-
-    Raises:
-      ValueError: if the cell is not a JSON object of that shape.
-    """
-    if text is None or (isinstance(text, float) and math.isnan(text)) or str(text).strip() == "":
-        return {}
-    raw = json.loads(str(text))
-    if not isinstance(raw, dict):
-        raise ValueError(f"expected a JSON object, got {type(raw).__name__}")
-    out: dict[str, dict[str, float]] = {}
-    for term, v in raw.items():
-        if isinstance(v, Mapping):
-            if "value" not in v:
-                raise ValueError(f"term {term!r}: object without a 'value' key")
-            out[str(term)] = {
-                "value": float(v["value"]),
-                "ci_low": float(v["ci_low"]) if v.get("ci_low") is not None else math.nan,
-                "ci_high": float(v["ci_high"]) if v.get("ci_high") is not None else math.nan,
-            }
-            if v.get("fit_value") is not None:
-                out[str(term)].update({
-                    "fit_value": float(v["fit_value"]),
-                    "fit_ci_low": float(v["fit_ci_low"]) if v.get("fit_ci_low") is not None else math.nan,
-                    "fit_ci_high": float(v["fit_ci_high"]) if v.get("fit_ci_high") is not None else math.nan,
-                })
-        elif isinstance(v, (int, float)) and not isinstance(v, bool):
-            out[str(term)] = {"value": float(v), "ci_low": math.nan, "ci_high": math.nan}
-        else:
-            raise ValueError(f"term {term!r}: expected a number or an object, got {v!r}")
-    return out
-
-
-def _numeric_column(df: pd.DataFrame, col: str, path: Path, name: str) -> None:
-    """Parse ``df[col]`` as floats in place (empty cells -> NaN), or raise naming the row."""
-    values = pd.to_numeric(df[col], errors="coerce")
-    bad = values.isna() & df[col].notna()
-    if bad.any():
-        row = int(bad.to_numpy().nonzero()[0][0])
-        raise RunDirectoryError(
-            f"{path}: column {col!r} must hold numbers, but row {row + 1} holds "
-            f"{df[col].iloc[row]!r}; {_regenerate(name)}"
-        )
-    df[col] = values.astype(float)
-
-
-def _bool_column(df: pd.DataFrame, col: str, path: Path, name: str) -> None:
-    """Parse ``df[col]`` as booleans in place, or raise naming the row and the fix."""
-    values = []
-    for i, v in enumerate(df[col]):
-        b = _parse_bool(v)
-        if b is None:
-            raise RunDirectoryError(
-                f"{path}: column '{col}' must hold True or False, but row {i + 1} holds "
-                f"{v!r}; {_regenerate(name)}"
-            )
-        values.append(b)
-    df[col] = pd.Series(values, index=df.index, dtype=bool)
 
 
 def read_equations(run_dir: str | os.PathLike) -> pd.DataFrame | None:
@@ -369,44 +163,73 @@ def read_equations(run_dir: str | os.PathLike) -> pd.DataFrame | None:
       run_dir: the run directory.
 
     Returns:
-      The front with ``selected`` as booleans and, when a ``coefficients`` column exists,
+      The front with ``selected`` as booleans, True on the run's selected equation
+      (:func:`discover.io.selected_equation`; under the ``verified`` policy
+      ``verification.csv`` picks it) and, when a ``coefficients`` column exists,
       a column ``coefficients_parsed`` (see :func:`parse_coefficients`); ``None`` if the
       file is absent.
 
     Raises:
-      RunDirectoryError: if a column is missing, a number or boolean is malformed, the
-        coefficients are not valid JSON, or not exactly one row is selected.
+      RunDirError: if a column is missing, a number or boolean is malformed, the
+        coefficients are not valid JSON, not exactly one row is selected, or
+        ``verification.csv`` selects an equation the front does not have.
     """
     df = _read_csv(run_dir, EQUATIONS)
     if df is None:
         return None
     path = Path(run_dir) / EQUATIONS
-    _bool_column(df, "selected", path, EQUATIONS)
+    bool_column(df, "selected", path, EQUATIONS)
     if int(df["selected"].sum()) != 1:
-        raise RunDirectoryError(
+        raise run_dir_error(
             f"{path}: column 'selected' must be True on exactly one row, found "
-            f"{int(df['selected'].sum())}; {_regenerate(EQUATIONS)}"
+            f"{int(df['selected'].sum())}; {regenerate(EQUATIONS)}"
         )
-    for col in ("equation", "latex", "backend"):  # an all-empty column is read as float NaN
-        df[col] = df[col].astype(object).where(df[col].notna(), "").astype(str)
+    for col in ("equation", "latex", "backend"):
+        text_column(df, col)
     if "coefficients" in df.columns:
         parsed = []
         for i, cell in enumerate(df["coefficients"]):
             try:
                 parsed.append(parse_coefficients(cell))
             except (ValueError, TypeError) as e:
-                raise RunDirectoryError(
-                    f"{path}: column 'coefficients', row {i + 1}: {e}; {_regenerate(EQUATIONS)}"
+                raise run_dir_error(
+                    f"{path}: column 'coefficients', row {i + 1}: {e}; {regenerate(EQUATIONS)}"
                 ) from None
         df["coefficients_parsed"] = parsed
+    row = _selected_equation(run_dir, df)
+    df["selected"] = df.index == row.name  # the run's pick: verification's under the `verified` policy
     return df
+
+
+def _selected_equation(run_dir: str | os.PathLike, equations: pd.DataFrame) -> pd.Series:
+    from discover.io import selected_equation, selected_id
+
+    row = selected_equation(run_dir, equations=equations)
+    if row is None:
+        raise run_dir_error(
+            f"{Path(run_dir) / VERIFICATION}: column 'selected' picks equation {selected_id(run_dir)}, which "
+            f"{EQUATIONS} does not have; {regenerate(VERIFICATION)}"
+        )
+    return row
+
+
+def selected_row(equations: pd.DataFrame) -> pd.Series:
+    """The selected row of ``equations.csv`` as :func:`read_equations` returns it.
+
+    That reader marks the run's pick (:func:`discover.io.selected_equation`: the
+    ``verified`` policy's row of ``verification.csv``, else distill's) in ``selected``;
+    a table without a selected row gives its first row.
+    """
+    sel = equations[equations["selected"].astype(bool)]
+    return sel.iloc[0] if len(sel) else equations.iloc[0]
 
 
 def read_verification(run_dir: str | os.PathLike) -> pd.DataFrame | None:
     """Read ``verification.csv``: each rule's meta-objective on held-out episodes.
 
     Columns: ``rule, kind, equation, objective_mean, objective_ci_low,
-    objective_ci_high, relative_to_neural`` (``equation`` optional here); the objective is
+    objective_ci_high, relative_to_neural`` (``equation`` optional here) and, optional,
+    ``selected`` (booleans: the ``verified`` policy's pick); the objective is
     higher-is-better and ``relative_to_neural`` is the mean over the neural rule's.
 
     Args:
@@ -416,7 +239,7 @@ def read_verification(run_dir: str | os.PathLike) -> pd.DataFrame | None:
       The table in file order, or ``None`` if the file is absent.
 
     Raises:
-      RunDirectoryError: if a column is missing, a number is malformed or a ``kind`` is
+      RunDirError: if a column is missing, a number is malformed or a ``kind`` is
         not one of :data:`VERIFICATION_KINDS`.
     """
     df = _read_csv(run_dir, VERIFICATION)
@@ -428,12 +251,14 @@ def read_verification(run_dir: str | os.PathLike) -> pd.DataFrame | None:
     bad = ~df["kind"].isin(VERIFICATION_KINDS)
     if bad.any():
         row = int(bad.to_numpy().nonzero()[0][0])
-        raise RunDirectoryError(
+        raise run_dir_error(
             f"{path}: column 'kind', row {row + 1} holds {df['kind'].iloc[row]!r}; "
-            f"use one of {', '.join(VERIFICATION_KINDS)}; {_regenerate(VERIFICATION)}"
+            f"use one of {', '.join(VERIFICATION_KINDS)}; {regenerate(VERIFICATION)}"
         )
     if "equation" in df.columns:
-        df["equation"] = df["equation"].astype(object).where(df["equation"].notna(), "").astype(str)
+        text_column(df, "equation")
+    if "selected" in df.columns:  # the verified policy's pick (discover.io.selected_id)
+        bool_column(df, "selected", path, VERIFICATION)
     return df
 
 
@@ -461,28 +286,22 @@ def read_comparison(run_dir: str | os.PathLike) -> pd.DataFrame | None:
       absent), or ``None`` if the file is absent.
 
     Raises:
-      RunDirectoryError: if a column is missing, a number or boolean is malformed.
+      RunDirError: if a column is missing, a number or boolean is malformed.
     """
     df = _read_csv(run_dir, COMPARISON)
     if df is None:
         return None
     path = Path(run_dir) / COMPARISON
-    _bool_column(df, "closest", path, COMPARISON)
+    bool_column(df, "closest", path, COMPARISON)
     for col in _COMPARISON_OPTIONAL_NUMERIC:
         if col in df.columns:
-            _numeric_column(df, col, path, COMPARISON)
+            numeric_column(df, col, path, COMPARISON)
     for col in _COMPARISON_TEXT:
-        if col in df.columns:  # an all-empty column is read as float NaN
-            df[col] = df[col].astype(object).where(df[col].notna(), "").astype(str)
+        if col in df.columns:
+            text_column(df, col)
     if "equation_id" in df.columns:
-        df["equation_id"] = df["equation_id"].map(_id_text)
+        df["equation_id"] = df["equation_id"].map(id_text)
     return df
-
-
-def _id_text(v: Any) -> str:
-    if isinstance(v, float):
-        return "" if math.isnan(v) else (str(int(v)) if v.is_integer() else str(v))
-    return str(v)
 
 
 def read_comparison_windows(run_dir: str | os.PathLike) -> pd.DataFrame | None:
@@ -508,64 +327,6 @@ def read_comparison_frequency(run_dir: str | os.PathLike) -> pd.DataFrame | None
     return df
 
 
-#: Arrays every ``trajectories.npz`` holds; optional ones are ``W_selected``,
-#: ``W_teacher``, ``pc1``, ``time_unit``, ``selected_id``, ``selected_equation``.
-TRAJECTORY_ARRAYS: tuple[str, ...] = ("t", "W0", "W_neural", "synapses")
-
-
-def read_trajectories(run_dir: str | os.PathLike) -> dict[str, np.ndarray] | None:
-    """Read ``trajectories.npz``: weights of a few synapses over one held-out episode.
-
-    Written by ``plasticity verify DIR`` (:func:`distill.verify.write_trajectories`):
-    ``t [R]`` (time of each record), ``time_unit`` (``"steps"`` or ``"ms"``),
-    ``synapses [S, 2]`` (``(post, pre)``), ``W0 [S]``, ``W_neural [R, S]`` and, when
-    present, ``W_selected [R, S]`` (the selected equation), ``W_teacher [R, S]``
-    (``imitate``) and ``pc1 [pre]`` (``oja_pca``). Needs numpy only.
-
-    Args:
-      run_dir: the run directory.
-
-    Returns:
-      ``{name: array}`` (0-d string arrays as ``str``; ``time_unit`` defaults to
-      ``"steps"``), or ``None`` if the file is absent.
-
-    Raises:
-      RunDirectoryError: if the file is not a readable ``.npz``, an array is missing or
-        the shapes disagree.
-    """
-    path = _check_dir(run_dir) / TRAJECTORIES
-    if not path.is_file():
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise RunDirectoryError(f"{path}: cannot be read as .npz ({e}); {_regenerate(TRAJECTORIES)}") from None
-    missing = [k for k in TRAJECTORY_ARRAYS if k not in data]
-    if missing:
-        raise RunDirectoryError(
-            f"{path}: missing array{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))} "
-            f"(has {', '.join(map(repr, sorted(data)))}); {_regenerate(TRAJECTORIES)}"
-        )
-    out: dict[str, Any] = {}
-    for k, v in data.items():
-        out[k] = str(v) if v.dtype.kind == "U" and v.ndim == 0 else v
-    out.setdefault("time_unit", "steps")
-    n_rec, n_syn = len(out["t"]), len(out["W0"])
-    for k in ("W_neural", "W_selected", "W_teacher"):
-        if k in out and out[k].shape != (n_rec, n_syn):
-            raise RunDirectoryError(
-                f"{path}: array {k!r} has shape {out[k].shape}, expected (len(t), len(W0)) = "
-                f"{(n_rec, n_syn)}; {_regenerate(TRAJECTORIES)}"
-            )
-    if out["synapses"].shape != (n_syn, 2):
-        raise RunDirectoryError(
-            f"{path}: array 'synapses' has shape {out['synapses'].shape}, expected {(n_syn, 2)}; "
-            f"{_regenerate(TRAJECTORIES)}"
-        )
-    return out
-
-
 def missing_inputs(
     run_dir: str | os.PathLike,
     names: Sequence[str] = (META_HISTORY, EQUATIONS, VERIFICATION),
@@ -586,7 +347,7 @@ def read_all(run_dir: str | os.PathLike) -> dict[str, Any]:
       "equations": df | None, "verification": df | None, "trajectories": dict | None}``.
 
     Raises:
-      RunDirectoryError: as the individual readers do.
+      RunDirError: as the individual readers do.
     """
     config, text = read_config(run_dir)
     return {
@@ -598,3 +359,10 @@ def read_all(run_dir: str | os.PathLike) -> dict[str, Any]:
         "verification": read_verification(run_dir),
         "trajectories": read_trajectories(run_dir),
     }
+
+
+__all__ = ["CONFIG", "MANIFEST", "META_HISTORY", "EQUATIONS", "VERIFICATION", "COMPARISON", "COMPARISON_WINDOWS",
+           "COMPARISON_FREQUENCY", "TRAJECTORIES", "PRODUCERS", "REQUIRED_COLUMNS", "VERIFICATION_KINDS",
+           "TRAJECTORY_ARRAYS", "missing_note", "parse_coefficients", "read_config", "read_manifest",
+           "read_meta_history", "read_equations", "selected_row", "read_verification", "read_comparison",
+           "read_comparison_windows", "read_comparison_frequency", "read_trajectories", "missing_inputs", "read_all"]

@@ -8,6 +8,7 @@ backend (no ``pyplot``): importing analysis never opens a window.
 from __future__ import annotations
 
 import functools
+import re
 
 #: rcParams applied while drawing a figure.
 RC: dict[str, object] = {
@@ -68,6 +69,43 @@ def mathtext_ok(text: str) -> bool:
 
     try:
         MathTextParser("path").parse(text)
-    except Exception:  # mathtext raises ValueError, ParseFatalException, ...
+    except _mathtext_errors():  # what mathtext raises for LaTeX it does not know
         return False
     return True
+
+
+@functools.cache
+def _mathtext_errors() -> tuple[type[Exception], ...]:
+    """``ValueError`` (mathtext's parse errors) and pyparsing's, which some versions let through."""
+    try:
+        from pyparsing.exceptions import ParseBaseException
+    except ImportError:  # pyparsing < 3
+        from pyparsing import ParseBaseException
+    return (ValueError, ParseBaseException)
+
+
+
+def new_figure():
+    """A single-column :class:`~matplotlib.figure.Figure` and its axes (call inside ``rc_context(RC)``)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=FIGSIZE, layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def set_log_if_positive(ax, values) -> None:
+    """A log y axis when every finite value is positive."""
+    import numpy as np
+
+    finite = values[np.isfinite(values)]
+    if finite.size and (finite > 0).all():
+        ax.set_yscale("log")
+
+
+_SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def term_label(term: str) -> str:
+    """A monomial as readable text: ``"w*y**2"`` -> ``"w·y²"`` (no mathtext needed)."""
+    text = re.sub(r"\*\*(\d+)", lambda m: m.group(1).translate(_SUPERSCRIPTS), str(term))
+    return text.replace("*", "·")

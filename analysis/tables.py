@@ -6,9 +6,7 @@ document that inputs them all and compiles alone with ``pdflatex`` (packages: bo
 amsmath, array, tabularx; all in TeX Live's ``latex-base``/``latex-recommended``).
 Tables with equations are ``tabularx`` environments as wide as the text whose equation
 column wraps long equations after ``+``/``-``, so nothing sticks out of the page.
-Numbers are rounded to significant figures; floats inside sympy expressions are
-rounded the same way before sympy's LaTeX printer sees them; plain-text cells are
-escaped (``stdp_pair`` -> ``stdp\_pair``). The layout follows PySR's
+Numbers, equations and text cells are printed by :mod:`analysis.latex`. The layout follows PySR's
 ``export_latex.py``, without its ``exec`` of generated source.
 
 Example::
@@ -27,213 +25,20 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
-import sympy
 
 from . import rundir
-
-_LATEX_SPECIALS = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-}
-
-
-def escape_latex(text: str) -> str:
-    r"""Escape LaTeX's special characters in plain text.
-
-    Args:
-      text: e.g. a rule name such as ``"stdp_pair"``.
-
-    Returns:
-      Text that typesets literally, e.g. ``"stdp\_pair"``.
-    """
-    return "".join(_LATEX_SPECIALS.get(c, c) for c in str(text))
-
-
-def round_sig(x: float, digits: int = 3) -> float:
-    """Round ``x`` to ``digits`` significant figures.
-
-    Args:
-      x: a number; 0, NaN and infinities are returned unchanged.
-      digits: significant figures to keep (at least 1).
-
-    Returns:
-      The rounded float, e.g. ``round_sig(0.0123456) == 0.0123``.
-    """
-    x = float(x)
-    if x == 0 or not math.isfinite(x):
-        return x
-    return round(x, digits - 1 - math.floor(math.log10(abs(x))))
-
-
-def round_expr(expr: sympy.Expr, digits: int = 3) -> sympy.Expr:
-    """Round every float inside a sympy expression to ``digits`` significant figures.
-
-    Integers and rationals are left exact; only :class:`sympy.Float` atoms change.
-
-    Args:
-      expr: a sympy expression, e.g. ``0.981234*x*y - 1.0123*w*y**2``.
-      digits: significant figures to keep.
-
-    Returns:
-      The expression with rounded floats (printed with ``digits`` digits).
-    """
-    rounded = {f: sympy.Float(round_sig(float(f), digits), digits) for f in expr.atoms(sympy.Float)}
-    return expr.xreplace(rounded)
-
-
-def expr_latex(expr: sympy.Expr, digits: int = 3) -> str:
-    """LaTeX for a sympy expression, floats rounded to ``digits`` significant figures.
-
-    Args:
-      expr: a sympy expression.
-      digits: significant figures for its floats.
-
-    Returns:
-      sympy's LaTeX for :func:`round_expr` of ``expr``, e.g. ``"- 1.01 w y^{2} + 0.981 x y"``.
-    """
-    return sympy.latex(round_expr(expr, digits))
-
-
-def format_number(x: float, digits: int = 3, scientific: bool = False) -> str:
-    r"""Math-mode LaTeX (without ``$``) for a number to ``digits`` significant figures.
-
-    Plain decimals are used for magnitudes from 1e-3 up to ``10**digits``; outside that,
-    or with ``scientific=True``, the form is ``1.23 \times 10^{-4}`` (no factor for an
-    exponent of 0). Trailing zeros are kept: they are significant (``1.00``).
-
-    Args:
-      x: the number; NaN gives ``"--"`` (use it outside math mode), infinities ``\infty``.
-      digits: significant figures.
-      scientific: force scientific notation (as for fit losses).
-
-    Returns:
-      The LaTeX text, e.g. ``format_number(0.91234) == "0.912"``,
-      ``format_number(1.2345e-4, scientific=True) == r"1.23 \times 10^{-4}"``.
-    """
-    x = float(x)
-    if math.isnan(x):
-        return "--"
-    if math.isinf(x):
-        return r"\infty" if x > 0 else r"-\infty"
-    if x == 0:
-        return "0"
-    mantissa, exponent = f"{x:.{digits - 1}e}".split("e")
-    exponent = int(exponent)
-    if not scientific and -3 <= exponent < digits:
-        text = f"{x:#.{digits}g}"
-        return text.rstrip(".") if "e" not in text else text
-    return mantissa if exponent == 0 else rf"{mantissa} \times 10^{{{exponent}}}"
-
-
-def _math(x: float, digits: int = 3, scientific: bool = False, bold: bool = False) -> str:
-    text = format_number(x, digits, scientific)
-    if text == "--":
-        return text
-    return rf"{{\boldmath${text}$}}" if bold else f"${text}$"
-
-
-#: Column type of a column that wraps, left-aligned, to the width tabularx gives it.
-WRAP = r">{\raggedright\arraybackslash}X"
-
-
-def _environment(
-    caption: str,
-    label: str,
-    colspec: str,
-    header: Sequence[str],
-    rows: Sequence[Sequence[str] | str],
-) -> str:
-    r"""A booktabs ``table``; ``tabularx`` at ``\linewidth`` when ``colspec`` has an X column.
-
-    A row given as a string is emitted as is (e.g. ``\midrule``).
-    """
-    env = "tabularx" if "X" in colspec else "tabular"
-    width = r"{\linewidth}" if env == "tabularx" else ""
-    lines = [
-        r"\begin{table}[htbp]",
-        r"  \centering",
-        r"  \small",
-        rf"  \caption{{{caption}}}",
-        rf"  \label{{{label}}}",
-        rf"  \begin{{{env}}}{width}{{{colspec}}}",
-        r"    \toprule",
-        "    " + " & ".join(header) + r" \\",
-        r"    \midrule",
-        *("    " + (row if isinstance(row, str) else " & ".join(row) + r" \\") for row in rows),
-        r"    \bottomrule",
-        rf"  \end{{{env}}}",
-        r"\end{table}",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def breakable_text(text: str) -> str:
-    r"""Escaped text (:func:`escape_latex`) that may break after ``_``, ``/``, ``-`` and ``.``.
-
-    For run names and paths in narrow (``p``/``X``) columns, where a long name without
-    spaces would otherwise stick out of the table.
-    """
-    out = []
-    for c in str(text):
-        out.append(escape_latex(c))
-        if c in "_/-.":
-            out.append(r"\allowbreak{}")
-    return "".join(out)
-
-
-def breakable_math(latex: str) -> str:
-    r"""Math that may also break between the factors of a product.
-
-    TeX breaks inline math only after binary operators and relations, so one long
-    monomial (``0.0065 s_{post} tr_{post slow} tr_{pre}``) cannot wrap in a narrow
-    column; ``\allowbreak`` between top-level factors (spaces outside braces, not next
-    to an operator) lets it.
-    """
-    tokens, depth, cur = [], 0, []
-    for c in latex:
-        depth += c == "{"
-        depth -= c == "}"
-        if c == " " and depth == 0:
-            tokens.append("".join(cur))
-            cur = []
-        else:
-            cur.append(c)
-    tokens.append("".join(cur))
-    ops = {"+", "-", "=", r"\cdot", r"\times", ""}
-    out = tokens[0]
-    for prev, tok in zip(tokens, tokens[1:]):
-        out += (" " if prev in ops or tok in ops else r" \allowbreak ") + tok
-    return out
-
-
-def equation_latex(row: pd.Series, digits: int = 3) -> str:
-    """The right-hand side of one ``equations.csv`` row as LaTeX.
-
-    Args:
-      row: a row with ``latex`` and ``equation``.
-      digits: significant figures, used only when printing from ``equation``.
-
-    Returns:
-      The ``latex`` cell if it is not empty, else sympy's LaTeX of the ``equation`` text
-      (parsed with ``discover.equations.parse_equation``, imported only then) with floats
-      rounded by :func:`expr_latex`.
-    """
-    latex = str(row.get("latex", "") or "").strip()
-    if latex and latex.lower() != "nan":
-        return latex
-    # No LaTeX recorded: print it from the equation text through the restricted parser
-    # (imported lazily: analysis reads files and stays light at import time).
-    from discover.equations import parse_equation
-
-    return expr_latex(parse_equation(str(row["equation"])), digits)
+from .latex import (
+    WRAP,
+    breakable_math,
+    breakable_text,
+    environment,
+    equation_latex,
+    escape_latex,
+    expr_latex,
+    format_number,
+    math_cell,
+    preview_document,
+)
 
 
 def equations_table(
@@ -283,7 +88,7 @@ def equations_table(
     for _, row in df.iterrows():
         bold = bool(row["selected"])
 
-        def text(s: str) -> str:
+        def text(s: str, bold: bool = bold) -> str:
             return rf"\textbf{{{s}}}" if bold else s
 
         eq = rf"\Delta w = {equation_latex(row, digits)}"
@@ -292,11 +97,11 @@ def equations_table(
                 text(escape_latex(str(row["id"]))),
                 *([text(escape_latex(row["backend"]))] if multi_backend else []),
                 text(str(int(row["complexity"]))),
-                _math(row["loss"], digits, scientific=True, bold=bold),
+                math_cell(row["loss"], digits, scientific=True, bold=bold),
                 rf"{{\boldmath${eq}$}}" if bold else f"${eq}$",
             ]
         )
-    return _environment(caption, label, colspec, header, rows)
+    return environment(caption, label, colspec, header, rows)
 
 
 def verification_table(
@@ -346,12 +151,12 @@ def verification_table(
             [
                 escape_latex(row["rule"]),
                 escape_latex(row["kind"]),
-                _math(row["objective_mean"], digits),
+                math_cell(row["objective_mean"], digits),
                 ci,
-                _math(row["relative_to_neural"], digits),
+                math_cell(row["relative_to_neural"], digits),
             ]
         )
-    return _environment(caption, label, r"llr>{\centering\arraybackslash}Xr", header, rows)
+    return environment(caption, label, r"llr>{\centering\arraybackslash}Xr", header, rows)
 
 
 def comparison_table(
@@ -417,14 +222,14 @@ def comparison_table(
             [
                 rf"\textbf{{{breakable_text(row['canonical'])}}}" if bold else breakable_text(row["canonical"]),
                 rf"{{\boldmath${breakable_math(eq)}$}}" if bold else f"${breakable_math(eq)}$",
-                _math(row["term_jaccard"], digits, bold=bold),
-                _math(row["coef_distance"], digits, bold=bold),
-                _math(row["behaviour_distance"], digits, bold=bold),
+                math_cell(row["term_jaccard"], digits, bold=bold),
+                math_cell(row["coef_distance"], digits, bold=bold),
+                math_cell(row["behaviour_distance"], digits, bold=bold),
             ]
         )
     header = ["Rule", r"$\Delta w$", "$J$", r"$d_\mathrm{coef}$", r"$d_\mathrm{beh}$"]
     colspec = r">{\raggedright\arraybackslash}p{0.18\linewidth}" + WRAP + "rrr"
-    return _environment(caption, label, colspec, header, rows)
+    return environment(caption, label, colspec, header, rows)
 
 
 def runs_table_latex(
@@ -462,38 +267,14 @@ def runs_table_latex(
                 breakable_text(row["run"]),
                 rf"$\Delta w = {equation_latex(row, digits)}$",
                 breakable_text(row["closest"]),
-                _math(row["coef_distance"], digits),
-                _math(row["relative_to_neural"], digits),
+                math_cell(row["coef_distance"], digits),
+                math_cell(row["relative_to_neural"], digits),
             ]
         )
     header = ["Run", "Equation", "Closest", r"$d_\mathrm{coef}$", "$r$"]
     ragged = r">{\raggedright\arraybackslash}"
     colspec = ragged + r"p{0.15\linewidth}" + WRAP + ragged + r"p{0.13\linewidth}rr"
-    return _environment(caption, label, colspec, header, rows)
-
-
-def preview_document(names: Sequence[str]) -> str:
-    r"""A complete LaTeX document that ``\input``\ s each table file in ``names``.
-
-    Args:
-      names: file names relative to the ``tables/`` directory, e.g. ``["equations.tex"]``.
-
-    Returns:
-      The document; it compiles alone with ``pdflatex`` run inside ``tables/``.
-    """
-    body = [rf"\input{{{n}}}" for n in names] or ["No tables: the run directory has no inputs for them."]
-    lines = [
-        r"\documentclass{article}",
-        r"\usepackage[T1]{fontenc}",
-        r"\usepackage{amsmath}",
-        r"\usepackage{booktabs}",
-        r"\usepackage{array}",
-        r"\usepackage{tabularx}",
-        r"\begin{document}",
-        *body,
-        r"\end{document}",
-    ]
-    return "\n".join(lines) + "\n"
+    return environment(caption, label, colspec, header, rows)
 
 
 def write_tables(run_dir: str | os.PathLike) -> list[Path]:
@@ -511,22 +292,29 @@ def write_tables(run_dir: str | os.PathLike) -> list[Path]:
       The paths written, preview last.
 
     Raises:
-      RunDirectoryError: if an input CSV is malformed (see :mod:`analysis.rundir`).
+      RunDirError: if an input CSV is malformed (see :mod:`analysis.rundir`).
     """
     run_dir = Path(run_dir)
     out = run_dir / "tables"
+    from discover.io import atomic_write_text
+
     written: list[Path] = []
-    equations = rundir.read_equations(run_dir)
+    equations = rundir.read_equations(run_dir)  # `selected` marks the run's pick (discover.io.selected_equation)
     if equations is not None:
-        written.append(rundir.atomic_write_text(out / "equations.tex", equations_table(equations)))
+        written.append(atomic_write_text(out / "equations.tex", equations_table(equations)))
     verification = rundir.read_verification(run_dir)
     if verification is not None:
-        written.append(rundir.atomic_write_text(out / "verification.tex", verification_table(verification)))
+        written.append(atomic_write_text(out / "verification.tex", verification_table(verification)))
     comparison = rundir.read_comparison(run_dir)
     if comparison is not None and len(comparison):
-        written.append(rundir.atomic_write_text(out / "comparison.tex", comparison_table(comparison)))
+        written.append(atomic_write_text(out / "comparison.tex", comparison_table(comparison)))
     elif (out / "comparison.tex").exists():
         (out / "comparison.tex").unlink()  # stale: comparison.csv is gone
     preview = preview_document([p.name for p in written])
-    written.append(rundir.atomic_write_text(out / "preview.tex", preview))
+    written.append(atomic_write_text(out / "preview.tex", preview))
     return written
+
+
+__all__ = ["equations_table", "verification_table", "comparison_table", "runs_table_latex", "write_tables",
+           "escape_latex", "expr_latex", "format_number", "equation_latex", "preview_document", "breakable_text",
+           "breakable_math"]

@@ -19,6 +19,7 @@ import pytest
 import sympy
 
 from analysis import figures, report, rundir, tables
+from discover.io import RunDirError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -142,11 +143,16 @@ def test_format_number(x, digits, scientific, expected):
     assert tables.format_number(x, digits, scientific) == expected
 
 
-def test_round_sig():
-    assert tables.round_sig(0.0123456) == 0.0123
-    assert tables.round_sig(-98765.0) == -98800.0
-    assert tables.round_sig(0.0) == 0.0
-    assert math.isnan(tables.round_sig(float("nan")))
+def test_round_expr_rounds_to_significant_figures():  # the one rounding of equations (distill.simplify)
+    from distill.simplify import round_expr
+
+    def round_sig(x):
+        return float(round_expr(sympy.Float(x), 3))
+
+    assert round_sig(0.0123456) == 0.0123
+    assert round_sig(-98765.0) == -98800.0
+    assert round_sig(0.0) == 0.0
+    assert math.isnan(round_sig(float("nan")))
 
 
 def test_expr_latex_rounds_floats_to_significant_figures():
@@ -462,7 +468,7 @@ def test_malformed_equations_names_file_column_and_command(run_dir):
 )
 def test_malformed_inputs_raise_value_error(run_dir, name, frame, change, match):
     change(frame()).to_csv(run_dir / name, index=False)
-    with pytest.raises(rundir.RunDirectoryError, match=match) as info:
+    with pytest.raises(RunDirError, match=match) as info:
         report.run(run_dir)
     assert isinstance(info.value, ValueError)
     assert name in str(info.value)

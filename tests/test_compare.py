@@ -21,6 +21,10 @@ import pytest
 
 import analysis
 from analysis import compare, report, rundir, tables
+from analysis.checks import bcm, oja
+from analysis.checks.frequency import FrequencyCheck
+from analysis.checks.oja import OjaCheck
+from discover.io import RunDirError
 from plasticity.cli import main
 
 OJA_EQ = "-0.0149*w*y**2 + 0.0141*x*y"
@@ -131,12 +135,12 @@ def test_spike_powers_reduce_before_comparison():
 
 
 def test_oja_check_oja_converges_to_unit_norm_pc1():
-    _, can = compare.oja_behaviour(OJA_EQ, ["oja"])
+    _, can = oja.oja_behaviour(OJA_EQ, ["oja"])
     align, norm = can["oja"]
     assert align > 0.99 and norm == pytest.approx(1.0, abs=0.02)
-    assert compare.oja_distance((1.0, 1.0), (1.0, 1.0)) == 0.0
-    assert compare.oja_distance((1.0, 1.0), (math.nan, math.inf)) == math.inf
-    assert math.isnan(compare.oja_distance((math.nan, math.inf), (math.nan, math.inf)))
+    assert oja.oja_distance((1.0, 1.0), (1.0, 1.0)) == 0.0
+    assert oja.oja_distance((1.0, 1.0), (math.nan, math.inf)) == math.inf
+    assert math.isnan(oja.oja_distance((math.nan, math.inf), (math.nan, math.inf)))
 
 
 BCM_EQ = "0.01*x*y**2 - 0.01*x*y*theta"
@@ -144,15 +148,15 @@ BCM_EQ = "0.01*x*y**2 - 0.01*x*y*theta"
 
 def test_threshold_crossing_and_rate_distance():
     y = np.linspace(0.0, 2.0, 201)
-    assert compare.threshold_crossing(y, y * (y - 1.0)) == pytest.approx(1.0)  # BCM, grid through theta
-    assert compare.threshold_crossing(y, y * (y - 0.55)) == pytest.approx(0.55)  # interpolated
-    assert math.isnan(compare.threshold_crossing(y, y - y**2))  # Oja-like: potentiation, then depression
-    assert math.isnan(compare.threshold_crossing(y, y * np.nan))
-    assert compare.threshold_distance(1.0, 0.5) == pytest.approx(0.25)
-    assert compare.threshold_distance(1.0, math.nan) == 1.0 and compare.threshold_distance(math.nan, math.nan) == 0.0
-    assert compare.rate_distance(0.3, (1.0, 1.0), (0.4, 0.5)) == pytest.approx((0.3 + 0.6 + 0.25) / 3)
-    assert compare.rate_distance(math.nan, (1.0, math.nan), (1.0, math.nan)) == 0.0
-    assert compare.rate_distance(math.inf, (1.0, 1.0), (1.0, 1.0)) == math.inf
+    assert bcm.threshold_crossing(y, y * (y - 1.0)) == pytest.approx(1.0)  # BCM, grid through theta
+    assert bcm.threshold_crossing(y, y * (y - 0.55)) == pytest.approx(0.55)  # interpolated
+    assert math.isnan(bcm.threshold_crossing(y, y - y**2))  # Oja-like: potentiation, then depression
+    assert math.isnan(bcm.threshold_crossing(y, y * np.nan))
+    assert bcm.threshold_distance(1.0, 0.5) == pytest.approx(0.25)
+    assert bcm.threshold_distance(1.0, math.nan) == 1.0 and bcm.threshold_distance(math.nan, math.nan) == 0.0
+    assert bcm.rate_distance(0.3, (1.0, 1.0), (0.4, 0.5)) == pytest.approx((0.3 + 0.6 + 0.25) / 3)
+    assert bcm.rate_distance(math.nan, (1.0, math.nan), (1.0, math.nan)) == 0.0
+    assert bcm.rate_distance(math.inf, (1.0, 1.0), (1.0, 1.0)) == math.inf
 
 
 @pytest.mark.parametrize("equation, closest", [(BCM_EQ, "bcm"), (OJA_EQ, "oja")])
@@ -290,16 +294,25 @@ def test_report_without_equations_notes_what_writes_them(tmp_path):
 
 def test_failed_behaviour_check_keeps_the_equation_level(tmp_path, monkeypatch):
     def boom(*a, **k):
-        raise RuntimeError("simulator exploded")
+        raise FloatingPointError("simulator exploded")
 
-    monkeypatch.setattr(compare, "oja_behaviour", boom)
+    monkeypatch.setattr(OjaCheck, "measure_rule", boom)
     d = make_run(tmp_path, "oja_run", "rate", OJA_EQ)
     report.run(d)
     df = rundir.read_comparison(d)
     assert df.loc[df["closest"], "canonical"].tolist() == ["oja"]
     assert df["behaviour_distance"].isna().all()
     md = (d / "report.md").read_text()
-    assert "Oja behaviour check failed: RuntimeError: simulator exploded" in md
+    assert "Oja behaviour check failed: FloatingPointError: simulator exploded" in md
+
+
+def test_a_bug_in_a_behaviour_check_is_not_hidden(monkeypatch):
+    def bug(*a, **k):
+        raise RuntimeError("a bug, not a rule the simulator cannot run")
+
+    monkeypatch.setattr(OjaCheck, "measure_rule", bug)
+    with pytest.raises(RuntimeError, match="a bug"):
+        compare.compare_equation(OJA_EQ, "rate")
 
 
 def test_missing_protocols_module_skips_the_window_with_a_note(tmp_path, monkeypatch):
@@ -329,7 +342,7 @@ def test_malformed_comparison_csv_names_the_file(tmp_path):
     d = make_run(tmp_path, "r", "rate", OJA_EQ)
     pd.DataFrame({"canonical": ["oja"], "term_jaccard": [1.0], "coef_distance": [0.0],
                   "behaviour_distance": [0.1], "closest": ["maybe"]}).to_csv(d / "comparison.csv", index=False)
-    with pytest.raises(rundir.RunDirectoryError, match=r"comparison\.csv: column 'closest'.*plasticity report DIR"):
+    with pytest.raises(RunDirError, match=r"comparison\.csv: column 'closest'.*plasticity report DIR"):
         rundir.read_comparison(d)
 
 
@@ -385,9 +398,9 @@ def test_frequency_curves_of_the_neural_rule_and_a_custom_teacher(tmp_path):
 
 def test_failed_frequency_protocol_keeps_the_windows(tmp_path, monkeypatch):
     def boom(*a, **k):
-        raise RuntimeError("frequency exploded")
+        raise FloatingPointError("frequency exploded")
 
-    monkeypatch.setattr(compare, "frequency_behaviour", boom)
+    monkeypatch.setattr(FrequencyCheck, "measure_rule", boom)
     d = make_run(tmp_path, "pair", "lif", PAIR_EQ, others=("0.01*s_post*tr_pre",))
     (d / "comparison_frequency.csv").write_text("rule,freq_hz,lag_ms,dw\nequation,1,10,0.1\n")  # stale
     report.run(d)
@@ -396,7 +409,7 @@ def test_failed_frequency_protocol_keeps_the_windows(tmp_path, monkeypatch):
     assert (d / "comparison_windows.csv").is_file()
     assert not (d / "comparison_frequency.csv").exists()
     assert not (d / "figures" / "comparison_frequency.png").exists()
-    assert "Pairing-frequency protocol failed: RuntimeError: frequency exploded" in (d / "report.md").read_text()
+    assert "Pairing-frequency protocol failed: FloatingPointError: frequency exploded" in (d / "report.md").read_text()
 
 
 def test_stale_frequency_outputs_are_removed_when_the_run_becomes_a_rate_run(tmp_path):

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from analysis import figures, report, rundir
-from discover.io import selected_equation
+from discover.io import RunDirError, selected_equation
 
 TINY = {
     "task": {"name": "imitate", "steps": 40, "record_every": 4, "n_pre": 4, "n_post": 2,
@@ -236,11 +236,11 @@ def test_read_trajectories_absent_and_malformed(tmp_path):
     tr = rundir.read_trajectories(tmp_path)
     assert tr["time_unit"] == "steps" and tr["W_neural"].shape == (10, 3)
     np.savez(tmp_path / "trajectories.npz", **{**arrays, "W_neural": arrays["W_neural"][:, :2]})
-    with pytest.raises(rundir.RunDirectoryError, match=r"'W_neural' has shape \(10, 2\).*plasticity verify DIR"):
+    with pytest.raises(RunDirError, match=r"'W_neural' has shape \(10, 2\).*plasticity verify DIR"):
         rundir.read_trajectories(tmp_path)
     np.savez(tmp_path / "trajectories.npz", t=arrays["t"])
-    with pytest.raises(rundir.RunDirectoryError, match="missing arrays 'W0', 'W_neural', 'synapses'"):
+    with pytest.raises(RunDirError, match="missing arrays 'W0', 'W_neural', 'synapses'"):
         rundir.read_trajectories(tmp_path)
     (tmp_path / "trajectories.npz").write_bytes(b"PK\x03\x04 not a zip")
-    with pytest.raises(rundir.RunDirectoryError, match="cannot be read as .npz"):
+    with pytest.raises(RunDirError, match="cannot be read as .npz"):
         rundir.read_trajectories(tmp_path)

@@ -1,0 +1,329 @@
+"""The sections of a run's report, each a list of blocks (:mod:`analysis.blocks`).
+
+One function per section (task, meta-training, selected equation, front, verification,
+comparison, manifest) takes what :mod:`analysis.rundir` read and the figures written,
+and says in a note what is missing and which command writes it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from . import rundir, tables
+from .blocks import (
+    Block,
+    Code,
+    FigureBlock,
+    Heading,
+    Math,
+    Note,
+    Para,
+    Table,
+    code,
+    equation_image,
+    interval,
+    number,
+    seconds,
+)
+
+
+def task_section(config: dict[str, Any], config_text: str) -> list[Block]:
+    blocks: list[Block] = [Heading("Task and network")]
+    known = [
+        ("task", "name", "task"),
+        ("network", "kind", "network"),
+        ("rule", "kind", "rule parameterization"),
+        ("meta", "steps", "meta-training steps"),
+        ("meta", "batch", "meta-batch (episodes)"),
+        ("meta", "learning_rate", "meta learning rate"),
+        ("meta", "seed", "seed"),
+        ("distill", "backend", "distillation backend"),
+    ]
+    rows = []
+    for section, key, label in known:
+        value = config.get(section, {})
+        if isinstance(value, dict) and key in value:
+            rows.append([label, code(value[key])])
+    if rows:
+        blocks.append(Table(["setting", "value"], rows))
+    else:
+        blocks.append(Note("`config.toml` names no task, network or rule; its full text follows."))
+    blocks.append(Code(config_text.rstrip("\n"), "toml", "config.toml (as run)"))
+    return blocks
+
+
+def meta_section(history: pd.DataFrame | None, figs: dict[str, FigureBlock]) -> list[Block]:
+    blocks: list[Block] = [Heading("Meta-training")]
+    if history is None:
+        return blocks + [Note(rundir.missing_note(rundir.META_HISTORY))]
+    if history.empty:
+        return blocks + [Note("`meta_history.csv` has no rows: meta-training recorded no step.")]
+    last = history.iloc[-1]
+    facts = [
+        f"{len(history)} recorded steps (last step {int(last['step'])})",
+        f"final meta-loss {number(last['meta_loss'])}",
+    ]
+    val = history.dropna(subset=["val_loss"])
+    if len(val):
+        best = val.loc[val["val_loss"].idxmin()]
+        last_val = val.iloc[-1]
+        facts.append(f"final validation loss {number(last_val['val_loss'])} (step {int(last_val['step'])})")
+        facts.append(f"best validation loss {number(best['val_loss'])} (step {int(best['step'])})")
+    else:
+        facts.append("no validation loss recorded")
+    wall = history["wall_s"].dropna()
+    if len(wall):
+        facts.append(f"wall time {seconds(wall.iloc[-1])}")
+    blocks.append(Para("; ".join(facts) + "."))
+    if "meta_loss" in figs:
+        blocks.append(figs["meta_loss"])
+    return blocks
+
+
+def selected_section(equations: pd.DataFrame | None, figs: dict[str, FigureBlock] | None = None) -> list[Block]:
+    blocks: list[Block] = [Heading("Selected equation")]
+    if equations is None:
+        return blocks + [Note(rundir.missing_note(rundir.EQUATIONS))]
+    row = rundir.selected_row(equations)  # the run's pick (discover.io.selected_equation)
+    latex = tables.equation_latex(row)
+    blocks.append(
+        Para(
+            f"Equation {code(row['id'])} (backend {code(row['backend'])}, complexity "
+            f"{int(row['complexity'])}, loss {number(row['loss'])}, score {number(row['score'])}):"
+        )
+    )
+    blocks.append(Math(rf"\Delta w = {latex}", row["equation"], equation_image(latex)))
+    coefs = row.get("coefficients_parsed") if "coefficients_parsed" in equations else None
+    if coefs:
+        has_ci = any(not math.isnan(c["ci_low"]) for c in coefs.values())
+        header = ["term", "coefficient", *(["confidence interval"] if has_ci else [])]
+        rows = [
+            [code(term), number(c["value"]), *([interval(c["ci_low"], c["ci_high"])] if has_ci else [])]
+            for term, c in coefs.items()
+        ]
+        blocks.append(Table(header, rows))
+        if not has_ci:
+            blocks.append(Note("No confidence intervals were recorded for the coefficients."))
+    if figs and "coefficients" in figs:
+        blocks.append(figs["coefficients"])
+    return blocks
+
+
+def front_section(equations: pd.DataFrame | None, figs: dict[str, FigureBlock]) -> list[Block]:
+    blocks: list[Block] = [Heading("Equation front")]
+    if equations is None:
+        return blocks + [Note(rundir.missing_note(rundir.EQUATIONS))]
+    rows = [
+        [
+            ("**" + str(r["id"]) + "** (selected)") if r["selected"] else str(r["id"]),
+            code(r["backend"]),
+            str(int(r["complexity"])),
+            number(r["loss"]),
+            number(r["score"]),
+            code(r["equation"]),
+        ]
+        for _, r in equations.iterrows()
+    ]
+    blocks.append(Table(["id", "backend", "complexity", "loss", "score", "equation"], rows))
+    if "pareto" in figs:
+        blocks.append(figs["pareto"])
+    blocks.append(Para("LaTeX: `tables/equations.tex`."))
+    return blocks
+
+
+def verification_section(verification: pd.DataFrame | None, figs: dict[str, FigureBlock]) -> list[Block]:
+    blocks: list[Block] = [Heading("Verification")]
+    if verification is None:
+        return blocks + [Note(rundir.missing_note(rundir.VERIFICATION))]
+    has_eq = "equation" in verification.columns and (verification["equation"] != "").any()
+    header = ["rule", "kind", *(["equation"] if has_eq else []), "objective (mean)",
+              "confidence interval", "relative to neural"]
+    rows = [
+        [
+            code(r["rule"]),
+            r["kind"],
+            *([code(r["equation"]) if r["equation"] else ""] if has_eq else []),
+            number(r["objective_mean"]),
+            interval(r["objective_ci_low"], r["objective_ci_high"]),
+            number(r["relative_to_neural"]),
+        ]
+        for _, r in verification.iterrows()
+    ]
+    blocks.append(Para("Meta-objective on held-out episodes, higher is better."))
+    blocks.append(Table(header, rows))
+    if "verification" in figs:
+        blocks.append(figs["verification"])
+    if "trajectories" in figs:
+        blocks.append(figs["trajectories"])
+    blocks.append(Para("LaTeX: `tables/verification.tex`."))
+    return blocks
+
+
+def comparison_section(
+    comparison: pd.DataFrame | None,
+    equations: pd.DataFrame | None,
+    figs: dict[str, FigureBlock],
+    notes: Sequence[str] = (),
+) -> list[Block]:
+    blocks: list[Block] = [Heading("Comparison with canonical rules")]
+    if comparison is None or comparison.empty:
+        if notes:
+            return blocks + [Note("The comparison could not run. " + " ".join(notes))]
+        if equations is None:
+            return blocks + [Note(rundir.missing_note(rundir.EQUATIONS))]
+        return blocks + [Note(rundir.missing_note(rundir.COMPARISON))]
+    best = comparison[comparison["closest"]]
+    row = best.iloc[0] if len(best) else comparison.iloc[0]
+    behaviour = {str(b) for b in comparison.get("behaviour", pd.Series(dtype=str)) if b}
+    blocks.append(
+        Para(
+            f"Closest canonical rule: **{row['canonical']}** (coefficient distance "
+            f"{number(row['coef_distance'])}, term Jaccard {number(row['term_jaccard'])}, behaviour distance "
+            f"{number(row['behaviour_distance'])})."
+        )
+    )
+    method = [
+        "Each rule is expanded into terms and its coefficients are divided by its largest absolute "
+        "coefficient; the coefficient distance is the L2 distance of these vectors over the union of "
+        "terms, the Jaccard index the overlap of the term sets."
+    ]
+    from .checks.oja import OJA_PC1, OjaCheck
+    from .checks.window import STDP_WINDOW
+
+    if STDP_WINDOW in behaviour:
+        method.append("Behaviour distance: root-mean-square difference of the STDP pairing windows "
+                      "(single pairings and 5 pairings at 20 Hz), each divided by its largest |dw|.")
+    has_freq = "frequency_distance" in comparison and pd.to_numeric(
+        comparison["frequency_distance"], errors="coerce").notna().any()
+    if has_freq:
+        method.append(f"Frequency distance: root-mean-square difference of the weight change against pairing "
+                      f"frequency ({frequency_protocol_text()}), each rule's values divided by its largest |dw|.")
+    if OJA_PC1 in behaviour:
+        check = OjaCheck()
+        method.append(f"Behaviour distance (Oja check: one linear neuron, {check.steps} steps of Gaussian inputs "
+                      f"with covariance eigenvalues {', '.join(f'{v:g}' for v in check.eigenvalues)}): "
+                      "difference in alignment with the first principal component and in relative weight norm.")
+    blocks.append(Para(" ".join(method)))
+    header = ["canonical rule", "dw (published parameters)", "shared terms", "term Jaccard",
+              "coefficient distance", "behaviour distance", *(["frequency distance"] if has_freq else []), "closest"]
+    rows = [
+        [
+            code(r["canonical"]),
+            code(r.get("canonical_equation", "")),
+            ", ".join(code(t) for t in str(r.get("shared_terms", "")).split("; ") if t) or "none",
+            number(r["term_jaccard"]),
+            number(r["coef_distance"]),
+            number(r["behaviour_distance"]),
+            *([number(r["frequency_distance"])] if has_freq else []),
+            "**yes**" if r["closest"] else "",
+        ]
+        for _, r in comparison.iterrows()
+    ]
+    eq_text = str(row.get("equation", "") or "")
+    if eq_text:
+        eq_id = str(row.get("equation_id", "") or "")
+        blocks.append(Para(f"Selected equation{f' {code(eq_id)}' if eq_id else ''}: {code('dw = ' + eq_text)}."))
+    blocks.append(Table(header, rows))
+    if OJA_PC1 in behaviour and "pc1_alignment_canonical" in comparison:
+        first = comparison.iloc[0]
+        orows = [["selected equation", number(first["pc1_alignment_equation"]), number(first["weight_norm_equation"])]]
+        orows += [[code(r["canonical"]), number(r["pc1_alignment_canonical"]), number(r["weight_norm_canonical"])]
+                  for _, r in comparison.iterrows()]
+        blocks.append(Para("Oja check, after the last step (Oja's rule: alignment 1, norm 1):"))
+        blocks.append(Table(["rule", "alignment with PC1", "weight norm"], orows))
+    extra = list(notes) + [n for n in dict.fromkeys(comparison.get("behaviour_note", pd.Series(dtype=str)))
+                           if n and n != "weights diverged" and n not in notes]
+    for note in extra:
+        blocks.append(Note(note))
+    for name in ("comparison", "comparison_window", "comparison_frequency"):
+        if name in figs:
+            blocks.append(figs[name])
+    data = [rundir.COMPARISON] + [f for name, f in (("comparison_window", rundir.COMPARISON_WINDOWS),
+                                                    ("comparison_frequency", rundir.COMPARISON_FREQUENCY))
+                                  if name in figs]
+    blocks.append(Para(f"LaTeX: `tables/comparison.tex`; data: {', '.join(code(f) for f in data)}."))
+    return blocks
+
+
+def frequency_protocol_text() -> str:
+    """The pairing-frequency protocol (:class:`analysis.checks.frequency.FrequencyCheck`) in words."""
+    from .checks.frequency import FrequencyCheck
+
+    p = FrequencyCheck()
+    freqs = ", ".join(f"{f:g}" for f in p.freqs_hz)
+    lags = " and ".join(f"{lag:+g}" for lag in p.lags_ms)
+    return (f"{p.pairs} pairings at {freqs} Hz, t_post - t_pre = {lags} ms, "
+            f"simulation step {p.dt:g} ms; Sjöström et al. 2001")
+
+
+def frequency_caption(run_dir: Path) -> str:
+    """Caption of the pairing-frequency figure, naming the rules ``comparison_frequency.csv`` holds."""
+    from discover.io import RunDirError
+
+    try:
+        df = rundir.read_comparison_frequency(run_dir)
+    except RunDirError:
+        df = None
+    names = {"equation": "the selected equation", "neural": "the neural rule", "teacher": "the teacher"}
+    rules = list(dict.fromkeys(df["rule"])) if df is not None else []
+    listed = [names[r] for r in names if r in rules]
+    canonical = [r for r in rules if r not in names]
+    if canonical:
+        names_text = ", ".join(canonical[:-1]) + " and " + canonical[-1] if len(canonical) > 1 else canonical[0]
+        listed.append(f"the canonical rule{'s' if len(canonical) > 1 else ''} {names_text}")
+    who = (", ".join(listed[:-1]) + " and " + listed[-1]) if len(listed) > 1 else "".join(listed) or "each rule"
+    return (f"Weight change against pairing frequency ({frequency_protocol_text()}) for {who} (one colour per "
+            "rule); solid: pre before post (t_post - t_pre > 0), dashed: post before pre (< 0). Left: Δw in units "
+            "of w_max (weight started at 1, unclipped); right: each rule's Δw divided by its largest |Δw|, the "
+            "curves the frequency distance compares.")
+
+
+def manifest_section(manifest: dict[str, Any]) -> list[Block]:
+    blocks: list[Block] = [Heading("Manifest")]
+    order = ["package_version", "git_commit", "jax_version", "device_count", "seeds", "created"]
+    keys = [k for k in order if k in manifest]
+    keys += [k for k in manifest if k not in order and k != "timings_s"]
+    rows = [[k, code(manifest[k] if not isinstance(manifest[k], (list, dict)) else _compact(manifest[k]))]
+            for k in keys]
+    if rows:
+        blocks.append(Table(["field", "value"], rows))
+    timings = manifest.get("timings_s")
+    if isinstance(timings, dict) and timings:
+        trows = [[code(stage), seconds(s)] for stage, s in timings.items()]
+        try:
+            total = sum(float(s) for s in timings.values())
+            trows.append(["**total**", seconds(total)])
+        except (TypeError, ValueError):
+            pass
+        blocks.append(Table(["stage", "time"], trows))
+    else:
+        blocks.append(Note("`manifest.json` records no timings (`timings_s`)."))
+    return blocks
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(", ", ": "), default=str)
+
+
+def trajectories_caption(trajectories: dict[str, Any] | None) -> str:
+    """Caption of the trajectories figure, which differs for ``oja_pca`` (``pc1`` present)."""
+    if trajectories is None:
+        return ""
+    unit = trajectories.get("time_unit", "steps")
+    if "pc1" in trajectories:
+        return (f"First held-out episode: alignment cos²(w, PC1) and norm |w| of the weight vector against time "
+                f"({unit}), neural rule dashed, selected equation dotted; thin lines: Oja's fixed point (1).")
+    n = len(trajectories["W0"])
+    teacher = "teacher solid, " if "W_teacher" in trajectories else ""
+    return (f"First held-out episode: weights of {n} synapse{'s' if n != 1 else ''} (one colour each) against "
+            f"time ({unit}); {teacher}neural rule dashed, selected equation dotted.")
+
+
+__all__ = ["task_section", "meta_section", "selected_section", "front_section", "verification_section",
+           "comparison_section", "manifest_section", "trajectories_caption", "frequency_caption"]

@@ -496,3 +496,19 @@ def test_analysis_import_is_light():
         "assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
+
+
+def test_the_verified_pick_is_the_selected_equation_everywhere(run_dir):
+    # verify marks its pick in verification.csv (`selected`); distill's mark in equations.csv stays
+    ver = _verification().assign(rule=["neural", "eq2", "oja", "stdp_pair"], selected=[False, True, False, False])
+    ver.to_csv(run_dir / "verification.csv", index=False)
+    eqs = rundir.read_equations(run_dir)
+    assert eqs["selected"].tolist() == [False, False, True]
+    assert rundir.selected_row(eqs)["id"] == 2
+    assert rundir.read_verification(run_dir)["selected"].dtype == bool
+    report.run(run_dir, behaviour=False)
+    assert "Equation `2`" in (run_dir / "report.md").read_text()
+    assert r"\textbf{2}" in (run_dir / "tables" / "equations.tex").read_text()
+    ver.assign(rule=["neural", "eq9", "oja", "stdp_pair"]).to_csv(run_dir / "verification.csv", index=False)
+    with pytest.raises(RunDirError, match=r"verification\.csv: column 'selected' picks equation 9"):
+        rundir.read_equations(run_dir)

@@ -34,10 +34,12 @@ class Registry:
       group: the entry-point group installed packages register in (``plasticity.tasks``).
       what: what one entry is, for messages (``"task"``).
       where: the config key that names one (``"[task] name"``), for messages.
+      builtins: the module whose import registers the built-in entries (imported on first lookup).
     """
 
-    def __init__(self, group: str, what: str, where: str = ""):
+    def __init__(self, group: str, what: str, where: str = "", builtins: str | None = None):
         self.group, self.what, self.where = group, what, where or what
+        self.builtins = builtins
         self._entries: dict[str, type] = {}
         self._loaded_entry_points = False
 
@@ -52,7 +54,8 @@ class Registry:
         if self._loaded_entry_points:
             return
         self._loaded_entry_points = True
-        importlib.import_module("discover.builtins")
+        if self.builtins:
+            importlib.import_module(self.builtins)
         for ep in entry_points(group=self.group):
             if ep.name not in self._entries:
                 try:
@@ -113,9 +116,9 @@ def load_object(path: str, where: str):
     return obj
 
 
-TASKS = Registry("plasticity.tasks", "task", "[task] name")
-NETWORKS = Registry("plasticity.networks", "network", "[network] kind")
-RULES = Registry("plasticity.rules", "rule", "[rule] kind")
-META_OPTIMIZERS = Registry("plasticity.meta_optimizers", "meta-optimizer", "[meta] optimizer")
+TASKS = Registry("plasticity.tasks", "task", "[task] name", "discover.builtins")
+NETWORKS = Registry("plasticity.networks", "network", "[network] kind", "discover.builtins")
+RULES = Registry("plasticity.rules", "rule", "[rule] kind", "discover.builtins")
+META_OPTIMIZERS = Registry("plasticity.meta_optimizers", "meta-optimizer", "[meta] optimizer", "discover.builtins")
 
 __all__ = ["Registry", "PluginError", "load_object", "TASKS", "NETWORKS", "RULES", "META_OPTIMIZERS"]

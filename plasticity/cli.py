@@ -69,7 +69,6 @@ def load_with_overrides(path: Path, overrides: list[str] | None):
 
 
 def user_errors() -> tuple[type, ...]:
-    from analysis import rundir
     from discover.config import ConfigError
     from discover.equations import EquationError
     from discover.io import RunDirError
@@ -78,8 +77,8 @@ def user_errors() -> tuple[type, ...]:
     from distill.backends import BackendUnavailable
     from distill.stage import DistillError
 
-    return (ConfigError, EquationError, RunDirError, getattr(rundir, "RunDirectoryError", RunDirError),
-            MetaTrainingError, BackendUnavailable, PluginError, DistillError)
+    return (ConfigError, EquationError, RunDirError, MetaTrainingError, BackendUnavailable, PluginError,
+            DistillError)
 
 
 def fail(message: str) -> int:

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.figure import Figure
+from test_fidelity import reference  # the Brian2 reference files, found as the fidelity tests find them
 
 from analysis.figures import figure_bytes
 from analysis.protocols import (
@@ -32,7 +33,6 @@ from analysis.protocols import (
     window_figure,
 )
 from discover.rules import MLPRule, canonical_rule, make_symbolic_rule
-from test_fidelity import reference  # the Brian2 reference files, found as the fidelity tests find them
 
 REPO = Path(__file__).resolve().parents[1]
 ULP = 2.0**-24  # half an ulp of float32 for 1 <= |w| < 2

@@ -30,7 +30,7 @@ import pandas as pd
 from discover.registry import Registry
 
 #: Registry of behaviour checks (name -> class); built-ins register on ``import analysis.checks``.
-CHECKS = Registry("plasticity.checks", "behaviour check", "behaviour check")
+CHECKS = Registry("plasticity.checks", "behaviour check", "behaviour check", "analysis.checks")
 
 
 @runtime_checkable

@@ -1,7 +1,4 @@
-"""Importing this module registers every built-in task, network, rule and meta-optimizer."""
+"""Importing this module registers every built-in task, network, rule and meta-optimizer
+(each package's ``__init__`` fixes its own order)."""
 
-from . import networks, optimizers  # noqa: F401
-from .rules import mlp, polynomial, symbolic  # noqa: F401
-from .tasks import oja_pca  # noqa: F401  (the default task first: `plasticity list` order)
-
-from .tasks import imitate  # noqa: F401  # isort: skip
+from . import networks, optimizers, rules, tasks  # noqa: F401

@@ -15,6 +15,7 @@ import sympy
 
 from discover import stage as dstage
 from discover.config import config_from_dict
+from discover.io import selected_equation
 from discover.vocabulary import SYMBOLS
 from distill import stage as sstage
 from distill import verify
@@ -29,8 +30,7 @@ def run_pipeline(cfg_dict, tmp_path):
     dstage.run(cfg, tmp_path, progress=False)
     sstage.run(cfg, tmp_path, progress=False)
     ver = verify.run(cfg, tmp_path, progress=False)
-    eqs = pd.read_csv(tmp_path / "equations.csv")
-    sel = eqs[eqs["selected"]].iloc[0]
+    sel = selected_equation(tmp_path)  # the verified policy's pick
     coefs = {sympy.sympify(t, locals=S): v["value"] for t, v in json.loads(sel["coefficients"]).items()}
     rel = ver.set_index("rule").loc[f"eq{sel['id']}", "relative_to_neural"]
     return coefs, rel, ver
@@ -133,8 +133,7 @@ def test_default_demo_rediscovers_oja(tmp_path, seed):
     from plasticity.cli import main
 
     assert main(["run", "--out", str(tmp_path), "--set", f"meta.seed={seed}", "--quiet"]) == 0
-    eqs = pd.read_csv(tmp_path / "equations.csv")
-    sel = eqs[eqs["selected"]].iloc[0]
+    sel = selected_equation(tmp_path)  # the verified policy's pick
     coefs = {sympy.sympify(t, locals=S): v["value"] for t, v in json.loads(sel["coefficients"]).items()}
     x, y, w = S["x"], S["y"], S["w"]
     assert {x * y, w * y**2} <= set(coefs)

@@ -1,0 +1,5 @@
+"""Built-in tasks; importing the package registers them in this order (the order
+`plasticity list` and error messages show): the default demo's first."""
+
+from . import oja_pca  # noqa: F401  # isort: skip
+from . import imitate  # noqa: F401  # isort: skip

@@ -29,11 +29,6 @@ def build_task(cfg: Config, network=None):
     return TASKS.get(cfg.task.name).from_config(cfg, network or build_network(cfg))
 
 
-def build_teacher(cfg: Config) -> SymbolicRule | None:
-    """The task's teacher rule, if it has one (``imitate``)."""
-    return build_task(cfg).driver()
-
-
 def student_inputs(cfg: Config, task) -> tuple[str, ...]:
     net = task.network
     allowed = tuple(net.local_variables)
@@ -115,5 +110,5 @@ def load_rule(run_dir: str | Path):
     return rule, params
 
 
-__all__ = ["build_network", "build_task", "build_teacher", "build_student", "rule_spec", "rule_from_spec",
+__all__ = ["build_network", "build_task", "build_student", "rule_spec", "rule_from_spec",
            "load_rule"]

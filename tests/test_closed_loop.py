@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from discover.build import build_student, build_task, build_teacher
+from discover.build import build_student, build_task
 from discover.config import ConfigError, config_from_dict
 
 BASE = {"task": {"name": "imitate", "steps": 200, "record_every": 10, "n_pre": 50, "n_post": 3,
@@ -23,9 +23,8 @@ BASE = {"task": {"name": "imitate", "steps": 200, "record_every": 10, "n_pre": 5
 
 def setup(**task):
     cfg = config_from_dict({**BASE, "task": {**BASE["task"], **task}})
-    teacher = build_teacher(cfg)
     task_ = build_task(cfg)
-    return cfg, task_, teacher
+    return cfg, task_, task_.teacher
 
 
 def test_spikes_only_loss_is_zero_for_the_teacher_and_positive_otherwise():

@@ -68,7 +68,7 @@ def build_student(cfg: Config, task, key=None) -> Rule:
 def probe_normalization(task, rule, key, episodes: int = 4):
     """Mean and std of each feature of ``rule`` where episodes visit it (driven by the task's
     ``driver()``, e.g. a teacher, or by no plasticity)."""
-    eps = task.sample(key, episodes)
+    eps = task.keep_valid(task.sample(key, episodes))
     driver = task.driver() or SymbolicRule.from_string("0*w")
     dparams = driver.init(key)
     locs = jax.vmap(lambda e: task.visited(driver, dparams, e))(eps)

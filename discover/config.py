@@ -36,19 +36,33 @@ class Section:
 
 @dataclass(frozen=True)
 class TaskConfig(Section):
-    """Keys every task has; a task's own ``Config`` subclasses this (``[task] name`` picks it)."""
+    """Keys every task has; a task's own ``Config`` subclasses this (``[task] name`` picks it).
+
+    ``section_defaults`` (a class attribute) gives whole sections a config of this task may
+    leave out (``{"rule": {...}, "meta": {...}}``); a section the config has is its own."""
+
+    section_defaults: ClassVar[dict[str, dict]] = {}
 
     name: str = "oja_pca"
     steps: int = 500  # time steps per episode
     record_every: int = 1  # steps between recorded weight snapshots
     n_pre: int = 5
     n_post: int = 1
+    # divergence guard: an episode whose weights leave [-max_weight, max_weight] (or turn
+    # non-finite) is frozen there and counted apart in the meta-loss (a teacher's: left out)
+    max_weight: float = 100.0
+    # honest failure: a learned rule whose fit (the task's explained share, e.g. imitate's
+    # R^2) is below this is reported as a poor fit by discover, distill and the report
+    fit_threshold: float = 0.9
 
-    positive: ClassVar[tuple[str, ...]] = ("steps", "record_every", "n_pre", "n_post")
+    positive: ClassVar[tuple[str, ...]] = ("steps", "record_every", "n_pre", "n_post", "max_weight")
 
     def check(self, cfg):
         if self.steps % self.record_every:
             raise ConfigError(f"[task] steps = {self.steps} must be a multiple of record_every = {self.record_every}")
+        if not 0 <= self.fit_threshold <= 1:
+            raise ConfigError(f"[task] fit_threshold = {self.fit_threshold} must be in [0, 1] (a share of the "
+                              "target explained; 0 turns the poor-fit warning off)")
 
 
 @dataclass(frozen=True)
@@ -209,8 +223,24 @@ def _coerce(value, tp, path):
     return value
 
 
+def _with_task_defaults(data: dict) -> dict:
+    """Sections the config leaves out entirely, filled from its task's ``section_defaults``
+    (e.g. ``imitate``: the ``auto`` student and its learning rate), so that a config naming
+    only the task, its teacher and the network runs without tuning."""
+    task = data.get("task", {})
+    if not isinstance(task, dict):
+        return data
+    name = task.get("name", TaskConfig.name)
+    if not isinstance(name, str):
+        return data
+    defaults = getattr(section_class("task", name), "section_defaults", {})
+    missing = {sec: dict(vals) for sec, vals in defaults.items() if sec not in data}
+    return {**data, **missing} if missing else data
+
+
 def _build(cls, data: dict, path: tuple[str, ...] = ()):
     if cls is Config:  # each selectable section is the Config of the class its selector names
+        data = _with_task_defaults(data)
         hints = dict(typing.get_type_hints(cls))
         for sec, key in SELECTORS.items():
             value = data.get(sec, {})

@@ -33,6 +33,8 @@ from .optimizers import batch_loss
 from .registry import META_OPTIMIZERS
 from .sharding import batch_sharding, place
 
+HISTORY_COLUMNS = ["step", "meta_loss", "val_loss", "val_diverged", "wall_s"]
+
 
 class MetaTrainingError(RuntimeError):
     """Meta-training cannot go on (e.g. a NaN); the message says what to change."""
@@ -61,6 +63,9 @@ def meta_train(task, rule, meta: MetaConfig, run_dir: str | Path | None = None, 
     # DESIGN §4: ES members or gradient episodes are laid out over all devices
     val_episodes = place(task.sample(k_val, meta.val_episodes),
                          batch_sharding(meta.val_episodes, "[meta] val_episodes"))
+    note = task.check_episodes(val_episodes)  # raises where the episodes cannot train a rule
+    if note:
+        print(note, file=sys.stderr)
     if progress and opt.sharding is not None:
         print(f"meta-training: the {opt.what} is sharded over {jax.device_count()} devices", file=sys.stderr)
 
@@ -78,7 +83,7 @@ def meta_train(task, rule, meta: MetaConfig, run_dir: str | Path | None = None, 
     def train_step(params, opt_state, step):
         return opt.step(params, opt_state, draw(step), step)
 
-    val_fn = jax.jit(batch_loss(task, rule))
+    val_fn = jax.jit(batch_loss(task, rule, stats=True))
 
     run_dir = Path(run_dir) if run_dir is not None else None
     ck = run_dir / "checkpoint" if run_dir else None
@@ -107,8 +112,15 @@ def meta_train(task, rule, meta: MetaConfig, run_dir: str | Path | None = None, 
         save_pytree(ck / "opt_state.npz", opt_state)
         save_pytree(ck / "best_params.npz", best_params)
         write_json(ck / "state.json", {"step": step, "best": best, "config_hash": config_hash})
-        write_csv(run_dir / "meta_history.csv", pd.DataFrame(rows, columns=["step", "meta_loss", "val_loss", "wall_s"]))
+        write_csv(run_dir / "meta_history.csv", pd.DataFrame(rows, columns=HISTORY_COLUMNS))
         last_saved = step
+
+    def saved_where():
+        if ck is None:
+            return "Nothing was saved (no run directory)"
+        if last_saved is None:
+            return f"No checkpoint was written yet (one is written every {meta.save_every} steps)"
+        return f"The last good checkpoint (step {last_saved}) is in {ck}"
 
     t0 = time.perf_counter() - (rows[-1]["wall_s"] if rows else 0.0)
     bar = tqdm(range(start, meta.steps), desc="meta-training", disable=not progress, file=sys.stderr, mininterval=2.0,
@@ -117,27 +129,32 @@ def meta_train(task, rule, meta: MetaConfig, run_dir: str | Path | None = None, 
         new_params, new_opt_state, loss, gnorm = train_step(params, opt_state, step)
         loss, gnorm = float(loss), float(gnorm)
         if not (math.isfinite(loss) and math.isfinite(gnorm)):
-            if ck is None:
-                where = "nothing was saved (no run directory)"
-            elif last_saved is None:
-                where = f"no checkpoint was written yet (one is written every {meta.save_every} steps)"
-            else:
-                where = f"the last good checkpoint (step {last_saved}) is in {ck}"
+            where = saved_where()
             knob = f"[meta] {opt.knob} (now {getattr(meta, opt.knob)})"
             norm = opt.norm_name
             raise MetaTrainingError(
                 f"meta-loss or its gradient became {'NaN' if not math.isfinite(loss) else 'infinite'} at "
-                f"meta-step {step} (loss={loss}, {norm} norm={gnorm}): the plasticity rule made the weights "
-                f"diverge. {where}. Lower {knob} or [rule] "
+                f"meta-step {step} (loss={loss}, {norm} norm={gnorm}) although the student's weights stayed "
+                f"within [task] max_weight in the forward pass: the student rule itself overflowed (e.g. a "
+                f"large power or exp of its inputs). {where}. Lower {knob} or [rule] "
                 "output_scale, or bound the weights with [network] w_min / w_max, then rerun the same "
                 "command (it resumes from the checkpoint if the config is unchanged; use a new --out otherwise)."
             )
         params, opt_state = new_params, new_opt_state
-        row = {"step": step + 1, "meta_loss": loss, "val_loss": float("nan"),
+        row = {"step": step + 1, "meta_loss": loss, "val_loss": float("nan"), "val_diverged": 0,
                "wall_s": round(time.perf_counter() - t0, 3)}
         if (step + 1) % meta.eval_every == 0 or step + 1 == meta.steps:
-            val = float(val_fn(params, val_episodes))
-            row["val_loss"] = val
+            val, n_div, n_valid = val_fn(params, val_episodes)
+            val, n_div, n_valid = float(val), int(n_div), int(n_valid)
+            row["val_loss"], row["val_diverged"] = val, n_div
+            if n_valid and n_div == n_valid:
+                raise MetaTrainingError(
+                    f"the student's weights diverged (left +-{task.w_limit:g}, [task] max_weight) in all "
+                    f"{n_valid} validation episodes at meta-step {step + 1}, so no gradient is left to learn "
+                    f"from. {saved_where()}. Lower [meta] {opt.knob} (now {getattr(meta, opt.knob)}) or [rule] "
+                    "output_scale (a smaller starting rule), or bound the weights with [network] w_min / w_max, "
+                    "then rerun the same command (it resumes from the checkpoint if the config is unchanged; use "
+                    "a new --out otherwise).")
             if math.isfinite(val) and val < best["val"]:
                 best = {"val": val, "step": step + 1}
                 best_params = params
@@ -148,7 +165,7 @@ def meta_train(task, rule, meta: MetaConfig, run_dir: str | Path | None = None, 
     bar.close()
     if best["step"] < 0:  # no validation ran (e.g. resumed at the end)
         best_params = params
-    history = pd.DataFrame(rows, columns=["step", "meta_loss", "val_loss", "wall_s"])
+    history = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
     return best_params, history
 
 

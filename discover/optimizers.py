@@ -26,8 +26,15 @@ from .registry import META_OPTIMIZERS
 from .sharding import batch_sharding, constrain
 
 
-def batch_loss(task, rule, dw_penalty: float = 0.0, dw_scale: float = 1.0, chunk=None, truncate=False):
+def batch_loss(task, rule, dw_penalty: float = 0.0, dw_scale: float = 1.0, chunk=None, truncate=False,
+               stats: bool = False):
     """Mean meta-loss over a batch, plus ``dw_penalty * mean(dw**2) / dw_scale**2``.
+
+    The mean runs over the batch's valid episodes (``episode["valid"]``, e.g. those whose
+    teacher stayed bounded); an episode whose weights diverged counts ``task.diverged_loss``
+    without gradient (:meth:`discover.tasks.base.Task.episode_loss`), so a few diverging
+    episodes slow learning down instead of turning it into NaN. With ``stats`` the
+    function returns ``(loss, episodes diverged, valid episodes)``.
 
     The penalty is a parsimony prior: rule components that do not help the objective
     (e.g. zero-mean terms that only add noise to the weights) cost energy and are driven
@@ -35,10 +42,16 @@ def batch_loss(task, rule, dw_penalty: float = 0.0, dw_scale: float = 1.0, chunk
     needed, nor their ratios, only their overall scale.
     """
     def f(params, episodes):
-        loss, energy = jax.vmap(lambda e: task.episode_loss(rule, params, e, chunk=chunk, truncate=truncate))(episodes)
-        out = jnp.mean(loss)
+        loss, energy, diverged = jax.vmap(
+            lambda e: task.episode_loss(rule, params, e, chunk=chunk, truncate=truncate))(episodes)
+        valid = episodes["valid"] if "valid" in episodes else jnp.ones(loss.shape, bool)
+        n = jnp.sum(valid)
+        den = jnp.maximum(n, 1)
+        out = jnp.sum(jnp.where(valid, loss, 0.0)) / den
         if dw_penalty:
-            out = out + dw_penalty * jnp.mean(energy) / dw_scale**2
+            out = out + dw_penalty * jnp.sum(jnp.where(valid & ~diverged, energy, 0.0)) / den / dw_scale**2
+        if stats:
+            return out, jnp.sum(valid & diverged), n
         return out
     return f
 

@@ -37,6 +37,9 @@ class Rollout(NamedTuple):
       energy: mean squared weight change per synapse and step (a scalar).
       local: with ``record_locals``, every local variable the rule saw at every step,
         broadcast to ``[T, post, pre]``; else ``None``.
+      diverged_at: with ``w_limit``, the step at which a weight first left ``[-w_limit,
+        w_limit]`` or became non-finite (the state is frozen from then on), ``-1`` if
+        never; ``None`` without ``w_limit``.
     """
 
     final: Any
@@ -44,11 +47,17 @@ class Rollout(NamedTuple):
     activity: jax.Array
     energy: jax.Array
     local: dict | None = None
+    diverged_at: jax.Array | None = None
+
+    @property
+    def diverged(self) -> jax.Array:
+        """Whether the weights diverged (always ``False`` without ``w_limit``)."""
+        return jnp.asarray(False) if self.diverged_at is None else self.diverged_at >= 0
 
 
 def rollout(network, rule, params, state, inputs, *, record_every: int = 1, steps: int | None = None,
             until=None, chunk: int | None = None, truncate: bool = False,
-            record_locals: bool = False) -> Rollout:
+            record_locals: bool = False, w_limit: float | None = None) -> Rollout:
     """Run ``network`` with plasticity ``rule`` from ``state`` over ``inputs``.
 
     Args:
@@ -66,6 +75,11 @@ def rollout(network, rule, params, state, inputs, *, record_every: int = 1, step
         differentiation); set by the gradient meta-optimizer.
       truncate: no gradient through the carry between segments (truncated backprop).
       record_locals: also return the local variables of every step.
+      w_limit: a divergence guard: at the first step where a weight would leave
+        ``[-w_limit, w_limit]`` or become non-finite, the state freezes (it keeps the last
+        finite values, so values and gradients stay finite) and ``diverged_at`` records
+        the step. Tasks pass ``[task] max_weight``; the meta-loss counts such episodes
+        apart (:func:`discover.optimizers.batch_loss`) instead of turning NaN.
 
     Returns:
       A :class:`Rollout`.
@@ -85,18 +99,25 @@ def rollout(network, rule, params, state, inputs, *, record_every: int = 1, step
     act = network.activity
 
     def step(carry, x):
-        state, energy, t = carry
+        state, energy, t, div = carry
         inp = at(x) if at is not None else x
         new, local = network.step(rule, params, state, inp)
-        if until is not None:
-            live = t < until
+        live = None if until is None else t < until
+        if w_limit is not None:
+            W = new["W"]
+            ok = jnp.all(jnp.isfinite(W) & (jnp.abs(W) <= w_limit))
+            div = jnp.where((div < 0) & ~ok, t, div)
+            live = (div < 0) if live is None else live & (div < 0)
+        if live is not None:
             new = jax.tree_util.tree_map(lambda a, b: jnp.where(live, a, b), new, state)
         energy = energy + jnp.mean((new["W"] - state["W"]) ** 2)
         out = local[act][:, 0]
+        if w_limit is not None:  # keep what leaves the step finite, so that gradients stay finite
+            out = jnp.where(div < 0, out, 0.0)
         if record_locals:
             shape = state["W"].shape
-            return (new, energy, t + 1), (out, {n: jnp.broadcast_to(v, shape) for n, v in local.items()})
-        return (new, energy, t + 1), (out, None)
+            return (new, energy, t + 1, div), (out, {n: jnp.broadcast_to(v, shape) for n, v in local.items()})
+        return (new, energy, t + 1, div), (out, None)
 
     def block(carry, x_block):
         carry, (acts, locs) = jax.lax.scan(step, carry, x_block)
@@ -109,11 +130,11 @@ def rollout(network, rule, params, state, inputs, *, record_every: int = 1, step
         c = max(1, chunk // k)
         while n_blocks % c:
             c -= 1
-    carry0 = (state, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32))
-    (final, energy, _), (Ws, acts, locs) = unroll(block, carry0, xs_b, c, truncate=truncate)
+    carry0 = (state, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32), jnp.full((), -1, jnp.int32))
+    (final, energy, _, div), (Ws, acts, locs) = unroll(block, carry0, xs_b, c, truncate=truncate)
     if locs is not None:
         locs = jax.tree_util.tree_map(lambda a: a.reshape((steps,) + a.shape[2:]), locs)
-    return Rollout(final, Ws, acts, energy / steps, locs)
+    return Rollout(final, Ws, acts, energy / steps, locs, None if w_limit is None else div)
 
 
 def final_weights(network, rule, params, W0, inputs: dict | Callable, **kw) -> jax.Array:

@@ -75,7 +75,7 @@ def refine(task, expr: sympy.Expr, timescales: dict, *, steps: int = 300, learni
     template = sympy.Add(*[sympy.Float(s) * u * b for s, u, b in zip(scale, us, basis)])
     rule = SymbolicRule.from_expr(template, {u.name: 1.0 for u in us}, timescales=timescales, label="refine")
     params = rule.init(jax.random.key(0))
-    pool = task.sample(jax.random.key(50_000 + seed), episodes)
+    pool = task.keep_valid(task.sample(jax.random.key(50_000 + seed), episodes))
 
     def per_episode(core):
         p = {**params, "core": core}

@@ -34,7 +34,8 @@ def visited_samples(task, rule, params, key, episodes: int, samples: int, event_
     Returns:
       ``names, X [n, d], dw [n], groups [n]`` (``groups`` = episode index).
     """
-    eps = task.sample(key, episodes)
+    eps = task.keep_valid(task.sample(key, episodes))  # e.g. a teacher that diverged: left out
+    episodes = int(task.valid_mask(eps).size)
     locs = jax.jit(jax.vmap(lambda e: task.visited(rule, params, e)))(eps)
     names = tuple(rule.inputs)
     rng = np.random.default_rng(seed)

@@ -63,7 +63,7 @@ def run(cfg: Config | None, run_dir: str | Path, progress: bool = True) -> pd.Da
     t0 = time.perf_counter()
     neural, nparams = load_rule(run_dir)
     task = build_task(cfg)
-    episodes = task.sample(jax.random.key(20_000 + cfg.verify.seed), cfg.verify.episodes)
+    episodes = task.keep_valid(task.sample(jax.random.key(20_000 + cfg.verify.seed), cfg.verify.episodes))
     timescales = {k: float(v) for k, v in neural.tau(nparams).items()}
     rows = []
 
@@ -112,12 +112,20 @@ def run(cfg: Config | None, run_dir: str | Path, progress: bool = True) -> pd.Da
 def select_verified(eqs: pd.DataFrame, ver: pd.DataFrame, tol: float = 0.02):
     """The ``verified`` policy: the simplest equation whose objective in the simulator is
     within a relative ``tol`` of the best equation's (a parsimony tolerance, as PySR's
-    ``best`` allows 1.5x the minimum loss). Returns its id; verification marks it in its
-    own file (``verification.csv``, column ``selected``), distill's file is left alone."""
-    scores = ver.set_index("rule")["objective_mean"]
-    obj = np.array([scores.get(f"eq{i}", -np.inf) for i in eqs["id"]])
-    top = np.max(obj)
-    ok = np.flatnonzero(obj >= top - tol * abs(top))
+    ``best`` allows 1.5x the minimum loss) and not measurably worse than it: its
+    confidence interval reaches the best one's (so a simpler equation that explains
+    99.7 % where the best explains 100 %, on every held-out episode, is not taken for
+    it). Returns its id; verification marks it in its own file (``verification.csv``,
+    column ``selected``), distill's file is left alone."""
+    v = ver.set_index("rule")
+    def col(name, fill):
+        return np.array([v[name].get(f"eq{i}", fill) if name in v else fill for i in eqs["id"]], np.float64)
+
+    obj = col("objective_mean", -np.inf)
+    hi = col("objective_ci_high", np.inf)
+    best = int(np.argmax(obj))
+    top, top_lo = obj[best], col("objective_ci_low", -np.inf)[best]
+    ok = np.flatnonzero((obj >= top - tol * abs(top)) & (np.nan_to_num(hi, nan=np.inf) >= top_lo))
     pick = ok[np.argmin(eqs["complexity"].to_numpy()[ok])]
     return eqs["id"].iloc[pick]
 

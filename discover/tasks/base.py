@@ -12,7 +12,16 @@ verification for free:
   ``s_post``, and ``m``), time-major;
 - ``loss(rollout, episode) -> scalar``: the meta-loss of one episode, from its
   :class:`~discover.rollout.Rollout` (recorded weights, activity, final state);
-- ``score(rollout, episode)``: higher is better, default ``1 - loss``.
+- ``score(rollout, episode)``: higher is better, default ``1 - loss``;
+- optionally ``explained(loss)``: the share of the target a rule with this mean
+  meta-loss explains (imitate: ``1 - loss``, an R^2), checked against ``[task]
+  fit_threshold`` so that a poor fit is said, not hidden;
+- optionally an ``episode["valid"]`` flag (e.g. the teacher stayed bounded): invalid
+  episodes are left out of every stage and counted.
+
+Divergence: every rollout of a task runs with the guard ``w_limit = [task] max_weight``;
+an episode whose weights leave it is frozen there and counts ``diverged_loss`` (no
+gradient), so one diverging episode cannot turn the meta-loss into NaN.
 
 Example (a rate neuron whose output must reach a target mean rate):
 
@@ -37,6 +46,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar
 
+import jax
+import jax.numpy as jnp
+
 from ..config import TaskConfig
 from ..rollout import Rollout, rollout
 
@@ -48,6 +60,7 @@ class Task:
 
     Config: ClassVar[type] = TaskConfig
     name: ClassVar[str] = "task"
+    diverged_loss: ClassVar[float] = 1.0  # what an episode with diverged weights counts (imitate: doing nothing)
 
     @classmethod
     def from_config(cls, cfg, network) -> "Task":
@@ -102,16 +115,51 @@ class Task:
         """Rules verification runs beside the learned one: ``{name: rule}`` (e.g. a teacher)."""
         return {}
 
+    def explained(self, loss: float) -> float | None:
+        """The share of the target explained by a rule of mean meta-loss ``loss``; ``None``:
+        this task has no such measure (then no poor-fit warning)."""
+        return None
+
+    def check_episodes(self, episodes) -> str | None:
+        """Look at sampled episodes before meta-training: raise where they cannot train a
+        rule (e.g. a teacher that diverges), return a note to print, or ``None``."""
+        return None
+
+    @property
+    def w_limit(self) -> float | None:
+        return getattr(self.config, "max_weight", None)
+
+    @staticmethod
+    def valid_mask(episodes):
+        """Per-episode validity of a batch (all ``True`` without a ``valid`` entry)."""
+        import numpy as np
+
+        if "valid" in episodes:
+            return np.asarray(episodes["valid"], bool)
+        return np.ones(jax.tree_util.tree_leaves(episodes)[0].shape[0], bool)
+
+    @classmethod
+    def keep_valid(cls, episodes):
+        """The valid episodes of a batch (host-side: the batch shrinks)."""
+        mask = cls.valid_mask(episodes)
+        if mask.all():
+            return episodes
+        idx = jax.numpy.asarray(mask.nonzero()[0])
+        return jax.tree_util.tree_map(lambda a: a[idx], episodes)
+
     # -- run by the stages (one rollout each) ---------------------------------------------------
     def simulate(self, rule, params, episode, *, chunk=None, truncate=False, record_locals=False) -> Rollout:
         return rollout(self.network, rule, params, self.initial_state(episode), self.inputs(episode),
                        record_every=self.record_every, steps=self.steps, chunk=chunk, truncate=truncate,
-                       record_locals=record_locals)
+                       record_locals=record_locals, w_limit=self.w_limit)
 
     def episode_loss(self, rule, params, episode, *, chunk=None, truncate=False):
-        """``(meta-loss, mean squared dw per synapse and step)`` of one episode."""
+        """``(meta-loss, mean squared dw per synapse and step, diverged)`` of one episode; a
+        diverged episode's loss is ``diverged_loss``, without gradient."""
         out = self.simulate(rule, params, episode, chunk=chunk, truncate=truncate)
-        return self.loss(out, episode), out.energy
+        loss = self.loss(out, episode)
+        loss = jnp.where(out.diverged, jax.lax.stop_gradient(jnp.asarray(self.diverged_loss, loss.dtype)), loss)
+        return loss, out.energy, out.diverged
 
     def episode_score(self, rule, params, episode):
         return self.score(self.simulate(rule, params, episode), episode)

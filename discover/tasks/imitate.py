@@ -9,8 +9,9 @@ of one episode is the normalized squared distance of the weight trajectories,
 over weights recorded every ``record_every`` steps, so ``1 - L`` is the R^2 of the
 teacher's weight changes explained by the student. A student that does nothing scores 0.
 
-With ``observe = "spikes"`` the meta-loss sees only what an experiment records: the
-postsynaptic activity (spike counts in bins of ``record_every`` steps), smoothed by a
+With ``observe = "spikes"`` (spiking networks) or ``"activity"`` (any network: a rate
+network's ``y``) the meta-loss sees only what an experiment records: the
+postsynaptic activity (spike counts or summed rates in bins of ``record_every`` steps), smoothed by a
 causal exponential filter of ``obs_tau`` bins, with Gaussian observation noise
 (``obs_noise`` times the teacher's activity s.d.) and only the first
 ``1 - unrecorded_fraction`` of the postsynaptic neurons recorded:
@@ -60,12 +61,22 @@ class ImitateConfig(TaskConfig):
     pre_modulation_range: list[float] = field(default_factory=lambda: [0.0, 0.0])
     pre_frequency_range: list[float] = field(default_factory=lambda: [2.0, 20.0])  # Hz, log-uniform
     pre_phase_spread: float = 1.0  # input phases uniform over this fraction of a cycle
-    observe: str = "weights"  # weights | spikes (postsynaptic spike counts only)
+    observe: str = "weights"  # weights | activity (postsynaptic activity only) | spikes (= activity, spiking)
     obs_tau: float = 5.0  # spikes: smoothing time constant in bins of record_every steps
     obs_noise: float = 0.0  # spikes: observation noise, in s.d. of the teacher's activity
     unrecorded_fraction: float = 0.0  # spikes: share of postsynaptic neurons not recorded
+    # a teacher that leaves [-max_weight, max_weight] in more than this share of episodes is
+    # unbounded on the task: stop before training and say how to bound it (fewer: left out)
+    max_diverged: float = 0.05
 
-    choices: ClassVar[dict[str, tuple]] = {"observe": ("weights", "spikes")}
+    choices: ClassVar[dict[str, tuple]] = {"observe": ("weights", "activity", "spikes")}
+    # a config that names only the teacher and the network: the student is picked for the
+    # vocabulary (discover.rules.auto), with the learning rate and steps it needs
+    # (tests/test_recovery.py: degree-3 polynomials recover rate teachers in 1500 steps)
+    section_defaults: ClassVar[dict[str, dict]] = {
+        "rule": {"kind": "auto"},
+        "meta": {"optimizer": "adam", "learning_rate": 0.01, "steps": 1500, "eval_every": 100},
+    }
 
     def check(self, cfg):
         super().check(cfg)
@@ -73,12 +84,15 @@ class ImitateConfig(TaskConfig):
             raise ConfigError("task imitate needs a teacher: add [task.teacher] rule = \"oja\" (a canonical name "
                               "or an equation string) and its parameters under [task.teacher.params]")
         if self.observe == "spikes" and not NETWORKS.get(cfg.network.kind).spiking:
-            raise ConfigError("[task] observe = \"spikes\" needs a spiking network: set [network] kind = \"lif\"")
+            raise ConfigError("[task] observe = \"spikes\" needs a spiking network: set [network] kind = \"lif\", "
+                              "or observe = \"activity\" (a rate network's y)")
         if not 0 <= self.unrecorded_fraction < 1:
             raise ConfigError("[task] unrecorded_fraction must be in [0, 1): at least one neuron must be recorded")
         if not 0 <= self.pre_modulation_range[0] <= self.pre_modulation_range[1] <= 1:
             raise ConfigError("[task] pre_modulation_range must be within [0, 1] (a modulation depth: rates "
                               "stay >= 0)")
+        if not 0 <= self.max_diverged < 1:
+            raise ConfigError("[task] max_diverged must be in [0, 1): the share of episodes a teacher may diverge in")
         if not 0 <= self.pre_phase_spread <= 1:
             raise ConfigError("[task] pre_phase_spread must be in [0, 1] (a fraction of one cycle)")
         if self.pre_frequency_range[0] <= 0:
@@ -126,14 +140,45 @@ class Imitate(Task):
         eps = jax.vmap(self._inputs_one)(jax.random.split(k_in, n_episodes))
         tp = self.teacher_params()
         ro = jax.vmap(lambda e: self.simulate(self.teacher, tp, e))(eps)
-        out = {**eps, "W_teacher": ro.weights}
-        if self.config.observe == "spikes":
+        # a teacher that diverged (left +-max_weight: its trajectory was frozen there) makes
+        # an invalid episode: left out everywhere, counted, and its targets kept finite
+        diverged_at = ro.diverged_at
+        valid = diverged_at < 0
+        Wt = jnp.where(valid[:, None, None, None], ro.weights, eps["W0"][:, None])
+        out = {**eps, "W_teacher": Wt, "valid": valid, "teacher_diverged_at": diverged_at}
+        if self.config.observe != "weights":
             S = jax.vmap(self.smooth)(ro.activity)
             if self.config.obs_noise:
                 sd = jnp.std(S, axis=(1, 2), keepdims=True)
                 S = S + self.config.obs_noise * sd * jax.random.normal(k_noise, S.shape)
-            out["S_teacher"] = S
+            out["S_teacher"] = jnp.where(valid[:, None, None], S, 0.0)
         return out
+
+    def explained(self, loss):
+        return 1.0 - float(loss)  # the R^2 of the teacher's weight changes (or activity)
+
+    def check_episodes(self, episodes):
+        """Stop before training when the teacher is unbounded on these episodes."""
+        import numpy as np
+
+        at = np.asarray(episodes["teacher_diverged_at"])
+        bad, n = int((at >= 0).sum()), at.size
+        if not bad:
+            return None
+        c, net = self.config, self.network
+        what = (f"the teacher rule {self.config.teacher.rule!r} diverged (a weight left +-{c.max_weight:g}, "
+                f"[task] max_weight, or became non-finite) in {bad} of {n} episodes, first at time step "
+                f"{int(at[at >= 0].min())} of {c.steps}")
+        if bad <= c.max_diverged * n:
+            return f"note: {what}; those episodes are left out of meta-training, distillation and verification"
+        bounds = getattr(net, "w_min", None) is not None or getattr(net, "w_max", None) is not None
+        fix = ("bound the weights: set [network] w_min = 0.0 and w_max = 1.0 (teacher and student are clipped "
+               "alike)" if not bounds else
+               f"tighten the weight bounds ([network] w_min = {net.w_min}, w_max = {net.w_max})")
+        raise ConfigError(f"{what}: the teacher is unbounded on this task's episodes, so there is nothing "
+                          f"stable to imitate. To fix it, {fix}, or shorten [task] steps, or narrow the input "
+                          f"ranges; [task] max_diverged = {c.max_diverged:g} is the share of episodes that "
+                          "may diverge and be left out")
 
     def smooth(self, A):
         """Causal exponential filter over bins: ``S[t] = a S[t-1] + (1 - a) A[t]``."""
@@ -194,7 +239,7 @@ class Imitate(Task):
         return 1.0 + m * jnp.sin(2 * jnp.pi * f * t + phi)
 
     def loss(self, rollout, episode):
-        if self.config.observe == "spikes":
+        if self.config.observe != "weights":
             r = self.recorded
             S, St = self.smooth(rollout.activity)[:, :r], episode["S_teacher"][:, :r]
             den = jnp.sum((St - St.mean(axis=0)) ** 2)

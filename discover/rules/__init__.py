@@ -5,7 +5,8 @@ from .base import DEFAULT_TIMESCALES, Rule
 from .mlp import MLPRule  # isort: skip  (registration order = the order `plasticity list` shows)
 from .polynomial import PolynomialRule  # isort: skip
 from .symbolic import SymbolicRule  # isort: skip
+from .auto import AutoRule  # isort: skip
 from .canonical import CANONICAL, canonical_rule, make_symbolic_rule  # isort: skip
 
-__all__ = ["Rule", "SymbolicRule", "MLPRule", "PolynomialRule", "CANONICAL", "canonical_rule",
+__all__ = ["Rule", "SymbolicRule", "MLPRule", "PolynomialRule", "AutoRule", "CANONICAL", "canonical_rule",
            "make_symbolic_rule", "DEFAULT_TIMESCALES"]

@@ -73,6 +73,7 @@ def build_report(run_dir: str | os.PathLike, figure_paths: Iterable[Path] = (),
     missing = rundir.missing_inputs(run_dir)
     if missing:
         blocks.append(Note("Partial run. " + " ".join(rundir.missing_note(n) for n in missing)))
+    blocks += sections.fit_section(manifest)
     blocks += sections.task_section(config, config_text)
     blocks += sections.meta_section(history, figs)
     blocks += sections.selected_section(equations, figs)

@@ -325,5 +325,16 @@ def trajectories_caption(trajectories: dict[str, Any] | None) -> str:
             f"time ({unit}); {teacher}neural rule dashed, selected equation dotted.")
 
 
-__all__ = ["task_section", "meta_section", "selected_section", "front_section", "verification_section",
+__all__ = ["fit_section", "task_section", "meta_section", "selected_section", "front_section", "verification_section",
            "comparison_section", "manifest_section", "trajectories_caption", "frequency_caption"]
+
+
+def fit_section(manifest: dict) -> list[Block]:
+    """The poor-fit warning that opens the report of a rule that did not fit its target
+    (``manifest.json`` ``fit``, written by discover); nothing when the fit is good."""
+    from discover.stage import fit_warning
+
+    msg = fit_warning(manifest.get("fit") if isinstance(manifest.get("fit"), dict) else None)
+    if not msg:
+        return []
+    return [Note("**Warning: poor fit.** " + msg.split(": ", 2)[-1])]

@@ -109,10 +109,24 @@ def git_commit() -> str:
         return "unknown"
 
 
+def read_manifest(run_dir: str | Path) -> dict:
+    """``manifest.json`` as a dict (``{}`` when absent); a damaged one is a :class:`RunDirError`."""
+    path = Path(run_dir) / "manifest.json"
+    if not path.exists():
+        return {}
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise RunDirError(f"{path} is not valid JSON ({e}); rerun `plasticity discover` into a new --out") from None
+    if not isinstance(manifest, dict):
+        raise RunDirError(f"{path} must hold a JSON object; rerun `plasticity discover` into a new --out")
+    return manifest
+
+
 def update_manifest(run_dir: str | Path, **fields) -> dict:
     """Merge ``fields`` into ``manifest.json`` (``timings_s`` merged key by key)."""
     path = Path(run_dir) / "manifest.json"
-    manifest = json.loads(path.read_text()) if path.exists() else {}
+    manifest = read_manifest(run_dir)
     if not manifest:
         from importlib.metadata import PackageNotFoundError, version
 

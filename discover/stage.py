@@ -47,5 +47,37 @@ def run(cfg: Config, run_dir: str | Path, progress: bool = True):
                                  progress=progress)
     save_pytree(run_dir / "rule" / "params.npz", params)
     write_csv(run_dir / "meta_history.csv", history)
-    update_manifest(run_dir, timings_s={"discover": round(time.perf_counter() - t0, 2)})
+    update_manifest(run_dir, timings_s={"discover": round(time.perf_counter() - t0, 2)},
+                    fit=fit_record(task, history))
     return rule, params, history
+
+
+def fit_record(task, history) -> dict | None:
+    """How well the learned rule fits (``manifest.json`` ``fit``): the task's explained share
+    at the best validation loss, the threshold, ``poor`` when below it, and how many
+    validation episodes the student's weights diverged in there; ``None`` when the task
+    has no explained share."""
+    val = history.dropna(subset=["val_loss"])
+    if val.empty:
+        return None
+    best = val.loc[val["val_loss"].idxmin()]
+    explained = task.explained(float(best["val_loss"]))
+    if explained is None:
+        return None
+    threshold = float(getattr(task.config, "fit_threshold", 0.0))
+    div = best.get("val_diverged", 0)
+    return {"explained": round(explained, 4), "threshold": threshold, "poor": bool(explained < threshold),
+            "val_diverged": int(0 if div != div else div), "step": int(best["step"])}
+
+
+def fit_warning(fit: dict | None) -> str | None:
+    """The poor-fit warning of a run's ``fit`` record, or ``None`` when the fit is good."""
+    if not fit or not fit.get("poor"):
+        return None
+    msg = (f"warning: poor fit: the learned rule explains {100 * fit['explained']:.1f} % of the target "
+           f"(threshold {100 * fit['threshold']:.0f} %, [task] fit_threshold), so every equation distilled "
+           "from it describes a rule that does not do the task")
+    if fit.get("val_diverged"):
+        msg += f"; its weights diverged in {fit['val_diverged']} validation episodes"
+    return msg + (". Give the rule the inputs the target needs ([rule] inputs), more capacity or more "
+                  "[meta] steps, or bound the weights ([network] w_min / w_max).")

@@ -20,7 +20,7 @@ import pandas as pd
 from discover.build import build_task, load_rule
 from discover.config import Config, load_config
 from discover.equations import parse_equation
-from discover.io import RunDirError, atomic_write_bytes, update_manifest, write_csv
+from discover.io import RunDirError, atomic_write_bytes, read_manifest, update_manifest, write_csv
 from discover.optimizers import is_evolution
 from discover.registry import PluginError
 
@@ -185,6 +185,8 @@ def run(cfg: Config | None, run_dir: str | Path, backend: str | None = None, pro
     policy = "best" if d.policy == "verified" else d.policy
     front["selected"] = False
     front.loc[select(front, policy), "selected"] = True
+    fit = read_manifest(run_dir).get("fit")
+    front["poor_fit"] = bool(fit and fit.get("poor"))  # every equation of a poorly fitting rule
     write_csv(run_dir / "equations.csv", front)
     update_manifest(run_dir, timings_s={"distill": round(time.perf_counter() - t0, 2)},
                     distill={"backend": engine.name, "policy": d.policy, "samples": int(len(dw))})

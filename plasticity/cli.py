@@ -121,6 +121,17 @@ def cmd_discover(args) -> None:
     out = Path(args.out or Path("runs") / cfg.name)
     stage.run(cfg, out, progress=not args.quiet)
     print(f"discover: rule and meta-training history written to {out}")
+    warn_fit(out)
+
+
+def warn_fit(run_dir) -> None:
+    """Print the run's poor-fit warning (``manifest.json`` ``fit``), if any."""
+    from discover.io import read_manifest
+    from discover.stage import fit_warning
+
+    msg = fit_warning(read_manifest(run_dir).get("fit"))
+    if msg:
+        print(textwrap.fill(msg, 100, subsequent_indent="  "), file=sys.stderr)
 
 
 def cmd_distill(args) -> None:
@@ -130,6 +141,7 @@ def cmd_distill(args) -> None:
     sel = front[front["selected"]].iloc[0]
     print(f"distill: {len(front)} equations on the front; selected: dw = {sel['equation']}")
     print(f"         written to {Path(args.run_dir) / 'equations.csv'}")
+    warn_fit(args.run_dir)
 
 
 def cmd_verify(args) -> None:
@@ -178,6 +190,7 @@ def cmd_run(args) -> None:
     print(f"\nselected equation:  dw = {sel['equation']}")
     print(f"verified in the simulator: {rel:.1%} of the neural rule's objective ({len(front)} equations on the front)")
     print(f"report: {paths['report_md']}")
+    warn_fit(out)
 
 
 def protocol_rule(spec: str, assignments: list[str] | None):

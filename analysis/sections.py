@@ -337,4 +337,4 @@ def fit_section(manifest: dict) -> list[Block]:
     msg = fit_warning(manifest.get("fit") if isinstance(manifest.get("fit"), dict) else None)
     if not msg:
         return []
-    return [Note("**Warning: poor fit.** " + msg.split(": ", 2)[-1])]
+    return [Note("**Warning: poor fit.** " + msg)]

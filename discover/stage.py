@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import jax
+import pandas as pd
 
 from .build import build_student, build_task
 from .config import Config, config_to_dict, dumps_config, load_config
@@ -65,16 +66,18 @@ def fit_record(task, history) -> dict | None:
     if explained is None:
         return None
     threshold = float(getattr(task.config, "fit_threshold", 0.0))
-    div = best.get("val_diverged", 0)
+    div = best.get("val_diverged", 0)  # NaN in a history resumed from before the column existed
     return {"explained": round(explained, 4), "threshold": threshold, "poor": bool(explained < threshold),
-            "val_diverged": int(0 if div != div else div), "step": int(best["step"])}
+            "val_diverged": 0 if pd.isna(div) else int(div), "step": int(best["step"])}
 
 
 def fit_warning(fit: dict | None) -> str | None:
-    """The poor-fit warning of a run's ``fit`` record, or ``None`` when the fit is good."""
+    """What a run's ``fit`` record warns of ("the learned rule explains ..."; the CLI prints
+    it after "warning: poor fit: ", the report after a bold heading), or ``None`` when the
+    fit is good."""
     if not fit or not fit.get("poor"):
         return None
-    msg = (f"warning: poor fit: the learned rule explains {100 * fit['explained']:.1f} % of the target "
+    msg = (f"the learned rule explains {100 * fit['explained']:.1f} % of the target "
            f"(threshold {100 * fit['threshold']:.0f} %, [task] fit_threshold), so every equation distilled "
            "from it describes a rule that does not do the task")
     if fit.get("val_diverged"):

@@ -131,7 +131,7 @@ def warn_fit(run_dir) -> None:
 
     msg = fit_warning(read_manifest(run_dir).get("fit"))
     if msg:
-        print(textwrap.fill(msg, 100, subsequent_indent="  "), file=sys.stderr)
+        print(textwrap.fill("warning: poor fit: " + msg, 100, subsequent_indent="  "), file=sys.stderr)
 
 
 def cmd_distill(args) -> None:

@@ -17,18 +17,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from .suggest import did_you_mean
+
 
 class ConfigError(ValueError):
     """A config that cannot run; the message names the field and the fix."""
 
 
+MAX_INT = 2**31 - 1  # JAX's default integers are 32-bit: a larger count or seed cannot be used
+
+
 class Section:
-    """Base of every config section: ``choices`` (key -> allowed values) and ``positive``
-    (keys that must be > 0) are checked by the loader; :meth:`check` sees the whole
-    config for consistency checks across sections."""
+    """Base of every config section: ``choices`` (key -> allowed values), ``positive``
+    (keys that must be > 0, each element of a list or table too) and ``nonnegative``
+    (>= 0) are checked by the loader; :meth:`check` sees the whole config for
+    consistency checks across sections."""
 
     choices: ClassVar[dict[str, tuple]] = {}
     positive: ClassVar[tuple[str, ...]] = ()
+    nonnegative: ClassVar[tuple[str, ...]] = ()
 
     def check(self, cfg: "Config") -> None:
         """Raise :class:`ConfigError` where this section does not fit the rest of ``cfg``."""
@@ -71,6 +78,12 @@ class NetworkConfig(Section):
 
     kind: str = "rate"
 
+    def check(self, cfg):
+        lo, hi = getattr(self, "w_min", None), getattr(self, "w_max", None)
+        if lo is not None and hi is not None and lo >= hi:
+            raise ConfigError(f"[network] w_min = {lo} must be below w_max = {hi} (the weight bounds); swap them, "
+                              "or remove one for a one-sided bound")
+
 
 @dataclass(frozen=True)
 class RuleConfig(Section):
@@ -97,6 +110,7 @@ class MetaConfig(Section):
     save_every: int = 50  # meta-steps between resumable checkpoints
 
     positive: ClassVar[tuple[str, ...]] = ("steps", "batch", "val_episodes", "eval_every", "save_every")
+    nonnegative: ClassVar[tuple[str, ...]] = ("seed", "train_episodes", "dw_penalty")
 
 
 @dataclass(frozen=True)
@@ -120,7 +134,9 @@ class DistillConfig(Section):
 
     choices: ClassVar[dict[str, tuple]] = {
         "policy": ("accuracy", "score", "best", "verified"), "refine_optimizer": ("auto", "adam", "cma_es")}
-    positive: ClassVar[tuple[str, ...]] = ("refine_sigma", "samples", "episodes", "max_complexity", "max_degree")
+    positive: ClassVar[tuple[str, ...]] = ("refine_sigma", "samples", "episodes", "max_complexity", "max_degree",
+                                           "refine_episodes")
+    nonnegative: ClassVar[tuple[str, ...]] = ("bootstrap", "refine_steps", "verified_tolerance", "seed")
 
     def check(self, cfg):  # the backend's name and options: distill.stage.check_config (it knows them)
         if not 0 <= self.event_fraction <= 1:
@@ -134,6 +150,9 @@ class VerifyConfig(Section):
     episodes: int = 32
     seed: int = 2
     canonical: list[str] | None = None  # default: canonical rules of the network kind
+
+    positive: ClassVar[tuple[str, ...]] = ("episodes",)
+    nonnegative: ClassVar[tuple[str, ...]] = ("seed",)
 
 
 # which key of a section picks the class whose Config the section is
@@ -201,6 +220,9 @@ def _coerce(value, tp, path):
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{_where(path)} must be an integer, not {value!r}")
+        if abs(value) > MAX_INT:
+            raise ConfigError(f"{_where(path)} = {value} is too large for this machine: integers are 32-bit "
+                              f"here, at most {MAX_INT:,}")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -261,22 +283,59 @@ def _build(cls, data: dict, path: tuple[str, ...] = ()):
             owner = f" (for {key} = {data.get(key, getattr(cls, key))!r})"
         raise ConfigError(
             f"unknown key {unknown[0]!r} in {section}{owner}; valid keys there are: {', '.join(names)}. "
-            "Fix the spelling or remove it."
+            "Fix the spelling or remove it." + did_you_mean(unknown[0], names)
         )
     choices = getattr(cls, "choices", {})
     positive = getattr(cls, "positive", ())
+    nonnegative = getattr(cls, "nonnegative", ())
     kwargs = {}
     for k, v in data.items():
         p = path + (k,)
         val = _coerce(v, hints[k], p)
         if k in choices and val not in choices[k]:
-            raise ConfigError(f"{_where(p)} = {val!r} is not one of {', '.join(map(repr, choices[k]))}")
-        if k in positive and isinstance(val, (int, float)) and val <= 0:
-            raise ConfigError(f"{_where(p)} must be > 0, got {val!r}")
+            raise ConfigError(f"{_where(p)} = {val!r} is not one of {', '.join(map(repr, choices[k]))}."
+                              + did_you_mean(val, choices[k]))
+        for where, x in _numbers(p, val):
+            if k in positive and x <= 0:
+                raise ConfigError(f"{_where(where)} must be > 0, got {x!r}")
+            if k in nonnegative and x < 0:
+                raise ConfigError(f"{_where(where)} must be >= 0, got {x!r}")
         if k.endswith("_range") and (len(val) != 2 or val[0] > val[1]):
             raise ConfigError(f"{_where(p)} must be [low, high] with low <= high, got {val!r}")
         kwargs[k] = val
     return cls(**kwargs)
+
+
+def _numbers(path, val):
+    """``(path, number)`` for ``val`` and, for a list or a table, for each of its numbers."""
+    def number(x):
+        return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+    if number(val):
+        return [(path, val)]
+    if isinstance(val, list):
+        return [(path, x) for x in val if number(x)]
+    if isinstance(val, dict):
+        return [(path + (str(k),), x) for k, x in val.items() if number(x)]
+    return []
+
+
+def read_toml(path: str | Path) -> dict:
+    """The TOML file at ``path`` as a dict; not UTF-8 or not TOML is a :class:`ConfigError`
+    naming the file, the place and the fix."""
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = path.read_bytes()[: e.start].count(b"\n") + 1
+        raise ConfigError(f"{path} is not UTF-8 text (byte 0x{e.object[e.start]:02x} on line {line}); TOML files "
+                          "are UTF-8: save it with that encoding") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read config {str(path)!r}: {e.strerror}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path} is not valid TOML: {e}. Fix the line it names.") from None
 
 
 def config_from_dict(data: dict[str, Any]) -> Config:
@@ -293,10 +352,7 @@ def load_config(path: str | Path) -> Config:
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist; pass a TOML file or a built-in name "
                           "(see `plasticity list`)")
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path} is not valid TOML: {e}. Fix the line it names.") from None
+    data = read_toml(path)
     try:
         return config_from_dict(data)
     except ConfigError as e:

@@ -16,7 +16,7 @@ from typing import ClassVar
 import jax
 import jax.numpy as jnp
 
-from .config import NetworkConfig
+from .config import ConfigError, NetworkConfig
 from .registry import NETWORKS
 from .rules.base import Rule
 from .spikes import spike
@@ -143,6 +143,18 @@ class LIFConfig(NetworkConfig):
     choices: ClassVar[dict[str, tuple]] = {"synapse": ("current", "conductance"), "integration": ("exact", "euler"),
                                            "post_mode": ("given", "closed")}
     positive: ClassVar[tuple[str, ...]] = ("dt", "tau_m", "tau_syn")
+    nonnegative: ClassVar[tuple[str, ...]] = ("t_ref", "w_scale")
+
+    def check(self, cfg):
+        super().check(cfg)
+        for name in ("tau_m", "tau_syn"):
+            tau = getattr(self, name)
+            if self.dt >= tau:
+                raise ConfigError(f"[network] dt = {self.dt} ms must be below {name} = {tau} ms: a step as long as the "
+                                  "membrane's time constant integrates nothing it can resolve; use dt <= "
+                                  f"{tau / 10:g} ms (a tenth of {name})")
+        if self.v_reset >= self.v_th:
+            raise ConfigError(f"[network] v_reset = {self.v_reset} mV must be below v_th = {self.v_th} mV")
 
 
 @NETWORKS.register("lif")

@@ -22,6 +22,8 @@ from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
 
+from .suggest import did_you_mean
+
 
 class PluginError(ValueError):
     """A plug-in name that names nothing, or an import path that does not import."""
@@ -80,7 +82,7 @@ class Registry:
             return load_object(name, f"{self.where} = {name!r}")
         raise PluginError(f"{self.where} = {name!r} is not a known {self.what}; choose one of "
                           f"{', '.join(map(repr, self.names()))}, or name your own class by import path, "
-                          f"e.g. \"my_module:MyClass\"")
+                          f"e.g. \"my_module:MyClass\"." + did_you_mean(name, self.names()))
 
     def key_of(self, cls: type) -> str:
         """The name under which ``cls`` is found again: its registry name, else its import path."""

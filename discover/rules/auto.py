@@ -36,7 +36,7 @@ class AutoConfig(RuleConfig):
     max_polynomial_features: int = 4  # more features than this: an MLP
     hidden: list[int] = field(default_factory=lambda: [16])  # the MLP's, when one is picked
 
-    positive: ClassVar[tuple[str, ...]] = ("output_scale", "max_polynomial_features")
+    positive: ClassVar[tuple[str, ...]] = ("output_scale", "max_polynomial_features", "hidden")
 
 
 def pick(inputs: tuple[str, ...], event_driven: bool, max_polynomial_features: int = 4) -> tuple[str, dict]:

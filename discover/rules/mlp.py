@@ -25,7 +25,7 @@ class MLPConfig(RuleConfig):
     output_scale: float = 0.01
     event_driven: bool | None = None  # default: True for spiking networks
 
-    positive: ClassVar[tuple[str, ...]] = ("output_scale",)
+    positive: ClassVar[tuple[str, ...]] = ("output_scale", "hidden")
 
 
 @RULES.register("mlp")

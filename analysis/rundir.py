@@ -18,7 +18,6 @@ Two kinds of trouble are kept apart:
 
 from __future__ import annotations
 
-import json
 import os
 import tomllib
 from collections.abc import Sequence
@@ -51,6 +50,24 @@ from .contract import (
 )
 from .trajectories import read_trajectories
 
+
+def read_text(path):
+    from discover.io import read_text
+
+    return read_text(path)
+
+
+def read_json(path):
+    from discover.io import read_json
+
+    return read_json(path)
+
+
+def read_csv(path):
+    from discover.io import read_csv
+
+    return read_csv(path)
+
 # --------------------------------------------------------------------------- reading
 
 
@@ -69,9 +86,10 @@ def read_config(run_dir: str | os.PathLike) -> tuple[dict[str, Any], str]:
     path = check_dir(run_dir) / CONFIG
     if not path.is_file():
         raise run_dir_error(
-            f"{path}: file is missing, and analysis needs it; {regenerate(CONFIG)}"
+            f"{path.parent} is not a run directory (it has no {CONFIG}); pass a folder that "
+            f"`{PRODUCERS[CONFIG]}` wrote"
         )
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path)
     try:
         return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as e:
@@ -95,26 +113,14 @@ def read_manifest(run_dir: str | os.PathLike) -> dict[str, Any]:
         raise run_dir_error(
             f"{path}: file is missing, and analysis needs it; {regenerate(MANIFEST)}"
         )
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise run_dir_error(f"{path}: not valid JSON ({e}); {regenerate(MANIFEST)}") from None
-    if not isinstance(manifest, dict):
-        raise run_dir_error(
-            f"{path}: expected a JSON object at the top level, got {type(manifest).__name__}; "
-            f"{regenerate(MANIFEST)}"
-        )
-    return manifest
+    return read_json(path)
 
 
 def _read_csv(run_dir: str | os.PathLike, name: str) -> pd.DataFrame | None:
     path = check_dir(run_dir) / name
     if not path.is_file():
         return None
-    try:
-        df = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise run_dir_error(f"{path}: cannot be read as CSV ({e}); {regenerate(name)}") from None
+    df = read_csv(path)
     missing = [c for c in REQUIRED_COLUMNS[name] if c not in df.columns]
     if missing:
         raise run_dir_error(

@@ -138,15 +138,15 @@ def compare_runs(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike) 
     Returns:
       ``{"csv": Path, "tex": Path, "preview": Path, "png": Path, "pdf": Path}``.
     """
-    from discover.io import atomic_write_text
+    from discover.io import atomic_write_text, check_out_dir
 
     from . import figures, tables
 
     if not run_dirs:
         raise run_dir_error("no run directory given; pass one or more, e.g. "
                             "`plasticity compare runs/a runs/b --out runs/comparison`")
-    out = Path(out)
     df = runs_table(run_dirs)
+    out = check_out_dir(out)
     csv = atomic_write_text(out / "runs_comparison.csv", df.to_csv(index=False))
     tex = atomic_write_text(out / "runs_comparison.tex", tables.runs_table_latex(df))
     preview = atomic_write_text(out / "preview.tex", tables.preview_document([tex.name]))

@@ -7,7 +7,6 @@ class by import path, so a user's task runs through every stage unchanged.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import jax
@@ -27,6 +26,37 @@ def build_network(cfg: Config):
 
 def build_task(cfg: Config, network=None):
     return TASKS.get(cfg.task.name).from_config(cfg, network or build_network(cfg))
+
+
+def episode_bytes(task, n: int) -> int:
+    """Bytes of ``n`` of the task's episodes, from their shapes alone (nothing is sampled)."""
+    shapes = jax.eval_shape(lambda k: task.sample(k, n), jax.random.key(0))
+    return sum(int(np.prod(a.shape)) * a.dtype.itemsize for a in jax.tree_util.tree_leaves(shapes))
+
+
+def check_size(cfg: Config, task) -> None:
+    """Refuse, before any work, a config whose episodes cannot fit in this machine's memory.
+
+    The largest set of episodes held at once (a meta-batch, the validation set, the check
+    of a teacher, the verification set) is counted with its recorded trajectories; a
+    rollout and its gradient hold about four times that."""
+    import os
+
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return
+    n = max(cfg.meta.batch, cfg.meta.val_episodes, cfg.verify.episodes, cfg.distill.episodes)
+    try:
+        need = 4 * episode_bytes(task, n)
+    except Exception:  # a task whose sampling cannot be traced abstractly: its own checks apply
+        return
+    if need > total:
+        raise ConfigError(
+            f"{n} episodes of [task] steps = {cfg.task.steps} with {cfg.task.n_pre} x {cfg.task.n_post} synapses need "
+            f"about {need / 2**30:.1f} GiB of memory, more than this machine has ({total / 2**30:.1f} GiB). "
+            "Lower [task] steps, n_pre or n_post, or [meta] batch / val_episodes, [verify] episodes and "
+            "[distill] episodes")
 
 
 def student_inputs(cfg: Config, task) -> tuple[str, ...]:
@@ -99,13 +129,19 @@ def rule_from_spec(spec: dict) -> Rule:
 
 def load_rule(run_dir: str | Path):
     """The neural rule and its learned parameters from ``run_dir/rule/``."""
-    from .io import RunDirError, load_pytree
+    from .io import RunDirError, damaged, load_pytree, read_json
 
     d = Path(run_dir) / "rule"
     if not (d / "rule.json").exists() or not (d / "params.npz").exists():
         raise RunDirError(f"{run_dir} has no trained rule ({d}/rule.json, params.npz); run "
                           f"`plasticity discover CONFIG --out {run_dir}` first")
-    rule = rule_from_spec(json.loads((d / "rule.json").read_text()))
+    spec = read_json(d / "rule.json")
+    try:
+        rule = rule_from_spec(spec)
+    except RunDirError as e:
+        raise damaged(d / "rule.json", e.args[0]) from None
+    except (TypeError, ValueError, KeyError, AttributeError) as e:
+        raise damaged(d / "rule.json", f"not a rule written by this version: {type(e).__name__}: {e}") from None
     params = load_pytree(d / "params.npz", rule.init(jax.random.key(0)))
     return rule, params
 

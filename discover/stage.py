@@ -15,8 +15,8 @@ import pandas as pd
 
 from .build import build_student, build_task
 from .config import Config, config_to_dict, dumps_config, load_config
-from .io import RunDirError, atomic_write_text, save_pytree, update_manifest, write_csv, write_json
-from .meta import config_digest, meta_train
+from .io import RunDirError, atomic_write_text, check_out_dir, save_pytree, update_manifest, write_csv, write_json
+from .meta import check_task, config_digest, meta_train
 
 
 def write_config(cfg: Config, run_dir: Path) -> None:
@@ -35,17 +35,18 @@ def write_config(cfg: Config, run_dir: Path) -> None:
 
 def run(cfg: Config, run_dir: str | Path, progress: bool = True):
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_config(cfg, run_dir)
     t0 = time.perf_counter()
-    task = build_task(cfg)
+    task = build_task(cfg)  # everything that can reject the config, before anything is written
     rule = build_student(cfg, task)
+    check_task(task, cfg.meta)
+    check_out_dir(run_dir)
+    write_config(cfg, run_dir)
     update_manifest(run_dir, name=cfg.name, seeds={"meta": cfg.meta.seed, "distill": cfg.distill.seed,
                                                     "verify": cfg.verify.seed},
                     device_count=jax.device_count())
     write_json(run_dir / "rule" / "rule.json", rule.to_spec())
     params, history = meta_train(task, rule, cfg.meta, run_dir, config_hash=config_digest(config_to_dict(cfg)),
-                                 progress=progress)
+                                 progress=progress, check=False)
     save_pytree(run_dir / "rule" / "params.npz", params)
     write_csv(run_dir / "meta_history.csv", history)
     update_manifest(run_dir, timings_s={"discover": round(time.perf_counter() - t0, 2)},

@@ -20,7 +20,16 @@ import pandas as pd
 from discover.build import build_task, load_rule
 from discover.config import Config, load_config
 from discover.equations import parse_equation
-from discover.io import RunDirError, atomic_write_bytes, read_manifest, update_manifest, write_csv
+from discover.io import (
+    RunDirError,
+    atomic_write_bytes,
+    damaged,
+    read_csv,
+    read_manifest,
+    read_npz,
+    update_manifest,
+    write_csv,
+)
 from discover.optimizers import is_evolution
 from discover.registry import PluginError
 
@@ -39,6 +48,7 @@ def check_config(cfg: Config, backend: str | None = None) -> None:
     options, the canonical rules verification compares with. Run before any work."""
     from discover.config import ConfigError
     from discover.rules import CANONICAL
+    from discover.suggest import did_you_mean
 
     name = backend or cfg.distill.backend
     try:
@@ -55,11 +65,14 @@ def check_config(cfg: Config, backend: str | None = None) -> None:
     unknown = [c for c in cfg.verify.canonical or () if c not in CANONICAL]
     if unknown:
         raise ConfigError(f"[verify] canonical names {unknown[0]!r}, which is not a canonical rule; choose from "
-                          f"{', '.join(CANONICAL)}")
+                          f"{', '.join(CANONICAL)}." + did_you_mean(unknown[0], CANONICAL))
 
 
 def load_run_config(run_dir: str | Path) -> Config:
     path = Path(run_dir) / "config.toml"
+    if Path(run_dir).exists() and not Path(run_dir).is_dir():
+        raise RunDirError(f"{run_dir} is a file, not a run directory; pass the folder that "
+                          "`plasticity discover CONFIG --out DIR` wrote")
     if not Path(run_dir).is_dir():
         raise RunDirError(f"run directory {str(run_dir)!r} does not exist; create it with "
                           "`plasticity discover CONFIG --out DIR` (or `plasticity run`)")
@@ -81,8 +94,11 @@ def load_samples(run_dir: str | Path):
     path = Path(run_dir) / "samples.npz"
     if not path.exists():
         raise RunDirError(f"{run_dir} has no samples.npz; run `plasticity distill {run_dir}` first")
-    with np.load(path) as d:
-        return tuple(str(n) for n in d["names"]), d["X"], d["dw"], d["groups"]
+    d = read_npz(path)
+    lost = [k for k in ("names", "X", "dw", "groups") if k not in d]
+    if lost:
+        raise damaged(path, f"no array {', '.join(map(repr, lost))}")
+    return tuple(str(n) for n in d["names"]), d["X"], d["dw"], d["groups"]
 
 
 def add_intervals(front: pd.DataFrame, names, X, dw, groups, n_boot: int, seed: int) -> pd.DataFrame:
@@ -159,6 +175,7 @@ def run(cfg: Config | None, run_dir: str | Path, backend: str | None = None, pro
     run_dir = Path(run_dir)
     cfg = cfg or load_run_config(run_dir)
     t0 = time.perf_counter()
+    manifest = read_manifest(run_dir)  # every input read and checked before any work or write
     rule, params = load_rule(run_dir)
     task = build_task(cfg)
     d = cfg.distill
@@ -185,7 +202,7 @@ def run(cfg: Config | None, run_dir: str | Path, backend: str | None = None, pro
     policy = "best" if d.policy == "verified" else d.policy
     front["selected"] = False
     front.loc[select(front, policy), "selected"] = True
-    fit = read_manifest(run_dir).get("fit")
+    fit = manifest.get("fit")
     front["poor_fit"] = bool(fit and fit.get("poor"))  # every equation of a poorly fitting rule
     write_csv(run_dir / "equations.csv", front)
     update_manifest(run_dir, timings_s={"distill": round(time.perf_counter() - t0, 2)},
@@ -197,7 +214,10 @@ def load_equations(run_dir: str | Path) -> pd.DataFrame:
     path = Path(run_dir) / "equations.csv"
     if not path.exists():
         raise RunDirError(f"{run_dir} has no equations.csv; run `plasticity distill {run_dir}` first")
-    return pd.read_csv(path)
+    df = read_csv(path, ("id", "equation", "sympy", "complexity", "coefficients"))
+    if df.empty:
+        raise damaged(path, "it has no equations")
+    return df
 
 
 __all__ = ["run", "check_config", "DistillError", "load_run_config", "load_samples", "load_equations"]

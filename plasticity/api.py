@@ -23,7 +23,7 @@ import sympy
 
 from discover.build import build_network, build_student, build_task, load_rule
 from discover.config import Config, MetaConfig, NetworkConfig, RuleConfig, TaskConfig, config_from_dict, load_config
-from discover.io import RunDirError, selected_equation
+from discover.io import RunDirError, read_csv, selected_equation
 from discover.meta import meta_train
 from discover.networks import LIFNetwork, Network, RateNetwork
 from discover.registry import META_OPTIMIZERS, NETWORKS, RULES, TASKS
@@ -113,7 +113,7 @@ class Run:
         path = self.path / name
         if not path.is_file():
             raise RunDirError(f"{self.path} has no {name}; run `{command} {self.path}`")
-        return pd.read_csv(path)
+        return read_csv(path)
 
 
 def load_run(run_dir: str | Path) -> Run:

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..equations import parse_equation
+from ..equations import EquationError, parse_equation
+from ..vocabulary import NAMES
 from .symbolic import SymbolicRule
 
 
@@ -90,4 +91,11 @@ def make_symbolic_rule(spec: str, params: dict[str, float] | None = None, **kw) 
     """A canonical name or an equation string, with parameter values."""
     if spec in CANONICAL:
         return canonical_rule(spec, params, **kw)
+    if isinstance(spec, str) and spec.strip().isidentifier() and spec.strip() not in NAMES:
+        from ..suggest import did_you_mean
+
+        hint = did_you_mean(spec.strip(), CANONICAL)
+        if hint:  # a misspelled canonical name, not an equation of one unknown symbol
+            raise EquationError(f"{spec!r} is neither a canonical rule nor an equation of the vocabulary.{hint} "
+                                f"The canonical rules: {', '.join(CANONICAL)}")
     return SymbolicRule.from_string(spec, params, label=kw.pop("label", "custom"), **kw)

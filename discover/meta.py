@@ -28,7 +28,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .config import MetaConfig
-from .io import load_pytree, save_pytree, write_csv, write_json
+from .io import damaged, load_pytree, read_csv, read_json, save_pytree, write_csv, write_json
 from .optimizers import batch_loss
 from .registry import META_OPTIMIZERS
 from .sharding import batch_sharding, place
@@ -42,8 +42,21 @@ class MetaTrainingError(RuntimeError):
     """Meta-training cannot go on (e.g. a NaN); the message says what to change."""
 
 
+def check_task(task, meta: MetaConfig) -> None:
+    """Raise where the task's episodes cannot train a rule (a runaway teacher: the task's
+    ``check_episodes``), printing its note otherwise; on episodes of its own, enough of
+    them that a teacher diverging in 1 % of episodes is not refused by chance. Before any
+    work or write (``discover.stage.run`` calls it first)."""
+    if type(task).check_episodes is Task.check_episodes:  # only tasks that look (sampling costs)
+        return
+    k_val = jax.random.split(jax.random.key(meta.seed), 3)[1]
+    note = task.check_episodes(task.sample(jax.random.fold_in(k_val, 1), max(CHECK_EPISODES, meta.val_episodes)))
+    if note:
+        print(note, file=sys.stderr)
+
+
 def meta_train(task, rule, meta: MetaConfig, run_dir: str | Path | None = None, *, config_hash: str = "",
-               progress: bool = True, params0=None):
+               progress: bool = True, params0=None, check: bool = True):
     """Meta-train ``rule`` on ``task``.
 
     Args:
@@ -53,6 +66,7 @@ def meta_train(task, rule, meta: MetaConfig, run_dir: str | Path | None = None, 
       run_dir: where ``checkpoint/``, ``rule/params.npz`` and ``meta_history.csv`` go;
         ``None`` keeps everything in memory.
       config_hash: identifies the config; a checkpoint made with another config is not resumed.
+      check: run :func:`check_task` first (``False`` when the caller already did).
 
     Returns:
       ``(best_params, history DataFrame)``.
@@ -65,13 +79,8 @@ def meta_train(task, rule, meta: MetaConfig, run_dir: str | Path | None = None, 
     # DESIGN §4: ES members or gradient episodes are laid out over all devices
     val_episodes = place(task.sample(k_val, meta.val_episodes),
                          batch_sharding(meta.val_episodes, "[meta] val_episodes"))
-    # raises where the episodes cannot train a rule (a runaway teacher); on episodes of its
-    # own, enough of them that a teacher diverging in 1 % of episodes is not refused by chance
-    note = None
-    if type(task).check_episodes is not Task.check_episodes:  # only tasks that look (sampling costs)
-        note = task.check_episodes(task.sample(jax.random.fold_in(k_val, 1), max(CHECK_EPISODES, meta.val_episodes)))
-    if note:
-        print(note, file=sys.stderr)
+    if check:
+        check_task(task, meta)
     if progress and opt.sharding is not None:
         print(f"meta-training: the {opt.what} is sharded over {jax.device_count()} devices", file=sys.stderr)
 
@@ -92,41 +101,38 @@ def meta_train(task, rule, meta: MetaConfig, run_dir: str | Path | None = None, 
     val_fn = jax.jit(batch_loss(task, rule, stats=True))
 
     run_dir = Path(run_dir) if run_dir is not None else None
-    ck = run_dir / "checkpoint" if run_dir else None
+    ck = Checkpoint(run_dir / "checkpoint") if run_dir else None
     start, rows, best = 0, [], {"val": math.inf, "step": -1}
-    last_saved = None
     best_params = params
-    if ck is not None and (ck / "state.json").exists():
-        st = json.loads((ck / "state.json").read_text())
-        if st.get("config_hash") == config_hash:
-            params = load_pytree(ck / "params.npz", params)
-            opt_state = load_pytree(ck / "opt_state.npz", opt_state)
-            best_params = load_pytree(ck / "best_params.npz", params)
-            start, best = st["step"], st["best"]
-            hist = run_dir / "meta_history.csv"
-            rows = pd.read_csv(hist).to_dict("records") if hist.exists() else []
-            last_saved = start
-            print(f"resuming meta-training from step {start} ({ck})", file=sys.stderr)
-        else:
-            print(f"checkpoint in {ck} was made with another config; starting afresh", file=sys.stderr)
+    resumed = ck.load(config_hash, params, opt_state) if ck is not None else None
+    if resumed is not None:
+        start, best, rows, params, opt_state, best_params = resumed
+        print(f"resuming meta-training from step {start} ({ck.root})", file=sys.stderr)
+    pending = None  # a checkpoint written, not yet committed: its parameters are not yet evaluated
 
     def save(step):
-        nonlocal last_saved
+        nonlocal pending
         if ck is None:
             return
-        save_pytree(ck / "params.npz", params)
-        save_pytree(ck / "opt_state.npz", opt_state)
-        save_pytree(ck / "best_params.npz", best_params)
-        write_json(ck / "state.json", {"step": step, "best": best, "config_hash": config_hash})
-        write_csv(run_dir / "meta_history.csv", pd.DataFrame(rows, columns=HISTORY_COLUMNS))
-        last_saved = step
+        ck.write(step, params, opt_state, best_params, {"step": step, "best": best, "config_hash": config_hash},
+                 pd.DataFrame(rows, columns=HISTORY_COLUMNS))
+        pending = step
+
+    def commit():
+        """The pending checkpoint becomes the one a rerun resumes from: its parameters gave
+        a finite meta-loss (the last good checkpoint is one whose parameters were evaluated)."""
+        nonlocal pending
+        if ck is not None and pending is not None:
+            ck.commit(pending)
+            write_csv(run_dir / "meta_history.csv", ck.history)
+            pending = None
 
     def saved_where():
         if ck is None:
             return "Nothing was saved (no run directory)"
-        if last_saved is None:
+        if ck.committed is None:
             return f"No checkpoint was written yet (one is written every {meta.save_every} steps)"
-        return f"The last good checkpoint (step {last_saved}) is in {ck}"
+        return f"The last good checkpoint (step {ck.committed}) is in {ck.root}"
 
     t0 = time.perf_counter() - (rows[-1]["wall_s"] if rows else 0.0)
     bar = tqdm(range(start, meta.steps), desc="meta-training", disable=not progress, file=sys.stderr, mininterval=2.0,
@@ -146,6 +152,8 @@ def meta_train(task, rule, meta: MetaConfig, run_dir: str | Path | None = None, 
                 "output_scale, or bound the weights with [network] w_min / w_max, then rerun the same "
                 "command (it resumes from the checkpoint if the config is unchanged; use a new --out otherwise)."
             )
+        if pending == step:  # the parameters saved at this step gave a finite meta-loss
+            commit()
         params, opt_state = new_params, new_opt_state
         row = {"step": step + 1, "meta_loss": loss, "val_loss": float("nan"), "val_diverged": 0,
                "wall_s": round(time.perf_counter() - t0, 3)}
@@ -168,11 +176,84 @@ def meta_train(task, rule, meta: MetaConfig, run_dir: str | Path | None = None, 
         rows.append(row)
         if (step + 1) % meta.save_every == 0 or step + 1 == meta.steps:
             save(step + 1)
+    commit()  # the last one: evaluated on the validation episodes at the final step
     bar.close()
     if best["step"] < 0:  # no validation ran (e.g. resumed at the end)
         best_params = params
     history = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
     return best_params, history
+
+
+class Checkpoint:
+    """Resumable meta-training state, written as one unit.
+
+    Each checkpoint is a folder ``step-NNNNNNNN/`` of the parameters, the optimizer state,
+    the best parameters and the history so far, each file written atomically; it becomes
+    the checkpoint when ``state.json`` (itself atomic) names it with each file's SHA-256,
+    and older folders are removed only after that. A crash at any point of writing leaves
+    ``state.json`` naming a complete, earlier folder; on resume every file is checked
+    against its digest, so a damaged checkpoint is an error, never a silent restart.
+    """
+
+    FILES = ("params.npz", "opt_state.npz", "best_params.npz", "history.csv")
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.committed: int | None = None
+
+    def folder(self, step: int) -> Path:
+        return self.root / f"step-{step:08d}"
+
+    def write(self, step, params, opt_state, best_params, state: dict, history: pd.DataFrame) -> None:
+        d = self.folder(step)
+        save_pytree(d / "params.npz", params)
+        save_pytree(d / "opt_state.npz", opt_state)
+        save_pytree(d / "best_params.npz", best_params)
+        write_csv(d / "history.csv", history)
+        self._state, self.history = {**state, "folder": d.name}, history
+
+    def commit(self, step: int) -> None:
+        import shutil
+
+        d = self.folder(step)
+        digests = {f: hashlib.sha256((d / f).read_bytes()).hexdigest() for f in self.FILES}
+        write_json(self.root / "state.json", {**self._state, "files": digests})
+        self.committed = step
+        for old in self.root.glob("step-*"):  # older checkpoints, and folders a crash left half-written
+            if old.name != d.name and old.is_dir():
+                shutil.rmtree(old, ignore_errors=True)
+        for name in ("params.npz", "opt_state.npz", "best_params.npz"):  # the layout before folders
+            (self.root / name).unlink(missing_ok=True)
+
+    def load(self, config_hash: str, params, opt_state):
+        """``(step, best, history rows, params, opt_state, best_params)`` of the committed
+        checkpoint, or ``None`` when there is none or it was made with another config."""
+        state_path = self.root / "state.json"
+        if not state_path.exists():
+            return None
+        st = read_json(state_path)
+        if st.get("config_hash") != config_hash:
+            print(f"checkpoint in {self.root} was made with another config; starting afresh", file=sys.stderr)
+            return None
+        try:
+            step, best = int(st["step"]), dict(st["best"])
+            d = self.root / st.get("folder", ".")
+        except (KeyError, TypeError, ValueError):
+            raise damaged(state_path, "it lacks the step, the best validation loss or the folder it names") from None
+        for f, digest in st.get("files", {}).items():
+            p = d / f
+            if not p.is_file():
+                raise damaged(state_path, f"it names {p}, which is missing")
+            if hashlib.sha256(p.read_bytes()).hexdigest() != digest:
+                raise damaged(p, f"its content does not match the SHA-256 that {state_path} records")
+        params = load_pytree(d / "params.npz", params)
+        opt_state = load_pytree(d / "opt_state.npz", opt_state)
+        best_params = load_pytree(d / "best_params.npz", params)
+        hist = d / "history.csv" if (d / "history.csv").exists() else self.root.parent / "meta_history.csv"
+        rows = read_csv(hist).to_dict("records") if hist.exists() else []
+        rows = [r for r in rows if r["step"] <= step]
+        self.committed = step
+        return step, best, rows, params, opt_state, best_params
 
 
 def config_digest(obj) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import jax
 import jax.numpy as jnp
@@ -125,3 +126,108 @@ def test_es_searches_only_the_time_constants_the_rule_reads(tmp_path):
     for a, b in zip(leaves(straight), leaves(resumed)):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
     assert any(np.any(a != 0) for a in leaves(straight["core"]))
+
+
+class Killed(BaseException):
+    """Stands in for SIGKILL: nothing after it runs, nothing catches it."""
+
+
+def _kill_at(monkeypatch, n: int):
+    """Make the n-th file write of the checkpoint (0-based, counting every atomic write
+    meta-training makes) die before it lands."""
+    import discover.io as dio
+
+    calls = {"n": 0}
+    real = dio.atomic_write_bytes
+
+    def write(path, data):
+        if calls["n"] == n:
+            raise Killed(f"killed before writing {path}")
+        calls["n"] += 1
+        return real(path, data)
+
+    monkeypatch.setattr(dio, "atomic_write_bytes", write)
+    return calls
+
+
+def test_a_kill_at_any_write_of_a_checkpoint_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch):
+    """SIGKILL between any two files of a checkpoint (by injection), then the same command:
+    the final parameters equal an uninterrupted run's, bit for bit."""
+    cfg, task, rule = setup(lr_schedule="constant", save_every=2)
+    straight, hist = meta_train(task, rule, cfg.meta, tmp_path / "straight", config_hash="h", progress=False)
+    # writes per checkpoint: params, opt_state, best_params, history (writes 0-3, the
+    # folder), then state.json and meta_history.csv (4-5, the commit); 4 checkpoints
+    # killed mid-folder (nothing committed yet); after the first commit; mid-folder of the
+    # second (the first stays); before its state.json; between its state.json and meta_history.csv
+    for n, committed in ((2, None), (5, 2), (8, 2), (10, 2), (11, 4)):
+        run = tmp_path / f"kill{n}"
+        with monkeypatch.context() as m:
+            _kill_at(m, n)
+            try:
+                meta_train(task, rule, cfg.meta, run, config_hash="h", progress=False)
+                raise AssertionError(f"write {n} was never reached")
+            except Killed:
+                pass
+        state = run / "checkpoint" / "state.json"
+        assert (json.loads(state.read_text())["step"] if state.exists() else None) == committed, n
+        resumed, hist_r = meta_train(task, rule, cfg.meta, run, config_hash="h", progress=False)
+        for a, b in zip(leaves(straight), leaves(resumed)):
+            np.testing.assert_array_equal(a, b, err_msg=f"killed at write {n}")
+        assert list(hist_r["step"]) == list(range(1, 9))
+        np.testing.assert_array_equal(hist["meta_loss"], hist_r["meta_loss"])
+        assert len(list((run / "checkpoint").glob("step-*"))) == 1  # half-written folders are gone
+
+
+def test_a_damaged_checkpoint_is_named_not_silently_restarted(tmp_path):
+    import pytest
+
+    from discover.io import RunDirError
+
+    cfg, task, rule = setup(lr_schedule="constant", save_every=4)
+    half = dataclasses.replace(cfg.meta, steps=4)
+    meta_train(task, rule, half, tmp_path / "r", config_hash="h", progress=False)
+    (folder,) = (tmp_path / "r" / "checkpoint").glob("step-*")
+    (folder / "opt_state.npz").write_bytes(b"not an archive")
+    with pytest.raises(RunDirError) as e:
+        meta_train(task, rule, cfg.meta, tmp_path / "r", config_hash="h", progress=False)
+    assert "opt_state.npz" in str(e.value) and "SHA-256" in str(e.value)
+
+
+class NaNFromStep3:
+    """SGD whose meta-loss turns NaN from meta-step 3 on (a student that overflowed
+    after the update of step 2), named by import path as a user's optimizer would be."""
+
+    def __new__(cls, config, task, rule):
+        from discover.optimizers import GradientDescent
+
+        class Wrapped(GradientDescent):
+            def step(self, params, state, episodes, step):
+                new, state, loss, gnorm = super().step(params, state, episodes, step)
+                return new, state, jnp.where(step >= 3, jnp.nan, loss), gnorm
+
+        return Wrapped(config, task, rule)
+
+    from discover.optimizers import GradientConfig as Config
+
+
+def test_the_last_good_checkpoint_holds_evaluated_finite_parameters(tmp_path):
+    """The loss turns NaN at meta-step 3: the checkpoint a rerun resumes from is step 2's,
+    whose parameters gave a finite meta-loss, not step 3's (the update that diverged)."""
+    import pytest
+
+    from discover.meta import MetaTrainingError
+
+    cfg, task, rule = setup(lr_schedule="constant", save_every=1, optimizer="test_meta:NaNFromStep3")
+    with pytest.raises(MetaTrainingError) as e:
+        meta_train(task, rule, cfg.meta, tmp_path / "r", config_hash="h", progress=False)
+    assert "at meta-step 3" in str(e.value) and "The last good checkpoint (step 2)" in str(e.value)
+    state = json.loads((tmp_path / "r" / "checkpoint" / "state.json").read_text())
+    assert state["step"] == 2 and state["folder"] == "step-00000002"
+    # the same updates by the built-in optimizer (an optimizer named by import path runs SGD)
+    straight, _ = meta_train(task, rule, dataclasses.replace(cfg.meta, steps=2, optimizer="sgd"), progress=False)
+    from discover.io import load_pytree
+
+    saved = load_pytree(tmp_path / "r" / "checkpoint" / state["folder"] / "params.npz", straight)
+    for a, b in zip(leaves(straight), leaves(saved)):  # the parameters after two updates, finite
+        np.testing.assert_array_equal(a, b)
+        assert np.all(np.isfinite(b))

@@ -42,6 +42,11 @@ from matplotlib.figure import Figure
 
 from . import style
 
+
+class ProtocolError(ValueError):
+    """Protocol arguments that cannot run (a lag off the grid, overlapping pairings...)."""
+
+
 WINDOW_XLABEL = "t_post - t_pre (ms)"
 DW_LABEL = "Δw"
 
@@ -53,7 +58,7 @@ def _to_steps(ms: float, dt: float, what: str) -> int:
     n = ms / dt
     k = int(round(n))
     if abs(n - k) > 1e-6 * max(1.0, abs(n)):
-        raise ValueError(f"{what} = {ms} ms is not a multiple of the simulation step dt = {dt} ms; "
+        raise ProtocolError(f"{what} = {ms} ms is not a multiple of the simulation step dt = {dt} ms; "
                          f"choose {what} on the grid of dt (e.g. {k * dt:g} ms) or a smaller dt")
     return k
 
@@ -61,15 +66,15 @@ def _to_steps(ms: float, dt: float, what: str) -> int:
 def _spike_steps(lags_ms: Sequence[float], freqs_hz: Sequence[float], pairs: int, dt: float):
     """Pre and post spike steps ``[variants, pairs]`` for each (lag, frequency) variant."""
     if pairs < 1:
-        raise ValueError(f"pairs = {pairs}: a protocol needs at least one pairing")
+        raise ProtocolError(f"pairs = {pairs}: a protocol needs at least one pairing")
     pre, post = [], []
     for lag, freq in zip(lags_ms, freqs_hz):
         if not freq > 0:
-            raise ValueError(f"pairing frequency {freq} Hz must be positive")
+            raise ProtocolError(f"pairing frequency {freq} Hz must be positive")
         lag_steps = _to_steps(float(lag), dt, "the lag t_post - t_pre")
         period_ms = 1000.0 / float(freq)
         if pairs > 1 and abs(lag_steps) * dt >= period_ms:
-            raise ValueError(f"lag {lag} ms is not shorter than the pairing period {period_ms:g} ms "
+            raise ProtocolError(f"lag {lag} ms is not shorter than the pairing period {period_ms:g} ms "
                              f"({freq} Hz): pairings would overlap; use a lower frequency or a shorter lag")
         start = np.rint(np.arange(pairs) * period_ms / dt).astype(np.int64)
         pre.append(start + max(0, -lag_steps))
@@ -127,7 +132,7 @@ def simulate_pairings(rule, params, pre_steps, post_steps, dt: float = 0.1, tail
     pre_steps = np.asarray(pre_steps, np.int32)
     post_steps = np.asarray(post_steps, np.int32)
     if pre_steps.ndim != 2 or pre_steps.shape != post_steps.shape:
-        raise ValueError(f"pre_steps and post_steps must be [variants, spikes] arrays of one shape, got "
+        raise ProtocolError(f"pre_steps and post_steps must be [variants, spikes] arrays of one shape, got "
                          f"{pre_steps.shape} and {post_steps.shape}")
     last = np.maximum(pre_steps.max(axis=1), post_steps.max(axis=1))
     end = (last + int(round(tail_ms / dt))).astype(np.int32)  # last step simulated, per variant
@@ -178,7 +183,7 @@ def pairing_protocol(rule, params=None, dt_ms_list: Iterable[float] = range(-100
     """
     lags = [float(x) for x in dt_ms_list]
     if not lags:
-        raise ValueError("dt_ms_list is empty: give at least one lag t_post - t_pre (ms)")
+        raise ProtocolError("dt_ms_list is empty: give at least one lag t_post - t_pre (ms)")
     pre, post = _spike_steps(lags, [freq_hz] * len(lags), pairs, dt)
     dw = simulate_pairings(rule, params, pre, post, dt=dt, tail_ms=tail_ms, network=network)
     return pd.DataFrame({"dt_ms": lags, "dw": dw})
@@ -214,7 +219,7 @@ def frequency_protocol(rule, params=None, freqs_hz: Iterable[float] = (1, 5, 10,
     """
     combos = [(float(f), float(lag)) for f in freqs_hz for lag in lags_ms]
     if not combos:
-        raise ValueError("frequency_protocol needs at least one frequency and one lag")
+        raise ProtocolError("frequency_protocol needs at least one frequency and one lag")
     pre, post = _spike_steps([c[1] for c in combos], [c[0] for c in combos], pairs, dt)
     dw = simulate_pairings(rule, params, pre, post, dt=dt, tail_ms=tail_ms, network=network)
     return pd.DataFrame({"freq_hz": [c[0] for c in combos], "lag_ms": [c[1] for c in combos], "dw": dw})

@@ -14,23 +14,26 @@ rate. Equations use the trace time constants of the neural rule, whose ``dw`` th
 from __future__ import annotations
 
 import io
+import sys
 import time
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
 from discover.build import build_task, load_rule
 from discover.config import Config
-from discover.io import atomic_write_bytes, selected_equation, update_manifest, write_csv
+from discover.io import atomic_write_bytes, read_manifest, selected_equation, update_manifest, write_csv
 from discover.rules import CANONICAL, SymbolicRule, canonical_rule
+from discover.tasks.base import Task
 
 from .simplify import format_equation
 from .stage import load_equations, load_run_config
 
 COLUMNS = ["rule", "kind", "equation", "objective_mean", "objective_ci_low", "objective_ci_high",
-           "relative_to_neural", "selected"]
+           "relative_to_neural", "selected", "diverged"]
 
 
 def bootstrap_mean_ci(values, level=0.95, n_boot=2000, seed=0):
@@ -43,9 +46,20 @@ def bootstrap_mean_ci(values, level=0.95, n_boot=2000, seed=0):
     return float(v.mean()), float(np.quantile(means, a)), float(np.quantile(means, 1 - a))
 
 
-def episode_scores(task, rule, params, episodes) -> np.ndarray:
-    fn = jax.jit(jax.vmap(lambda e: task.episode_score(rule, params, e)))
-    return np.asarray(fn(episodes), np.float64)
+def episode_scores(task, rule, params, episodes) -> tuple[np.ndarray, np.ndarray]:
+    """Each episode's objective, and the time step at which the rule's weights left
+    ``[task] max_weight`` there (-1: never; also for a task with its own ``episode_score``)."""
+    if type(task).episode_score is not Task.episode_score:  # a task's own scoring: respected
+        fn = jax.jit(jax.vmap(lambda e: task.episode_score(rule, params, e)))
+        scores = np.asarray(fn(episodes), np.float64)
+        return scores, np.full(len(scores), -1)
+
+    def one(e):
+        r = task.simulate(rule, params, e)
+        return task.score(r, e), (jnp.asarray(-1) if r.diverged_at is None else r.diverged_at)
+
+    scores, at = jax.jit(jax.vmap(one))(episodes)
+    return np.asarray(scores, np.float64), np.asarray(at)
 
 
 def canonical_scale(task, neural, nparams, candidate, cparams, episodes) -> float:
@@ -61,22 +75,28 @@ def run(cfg: Config | None, run_dir: str | Path, progress: bool = True) -> pd.Da
     run_dir = Path(run_dir)
     cfg = cfg or load_run_config(run_dir)
     t0 = time.perf_counter()
+    read_manifest(run_dir)  # every input read and checked before any work or write
     neural, nparams = load_rule(run_dir)
+    eqs = load_equations(run_dir)
     task = build_task(cfg)
     episodes = task.keep_valid(task.sample(jax.random.key(20_000 + cfg.verify.seed), cfg.verify.episodes))
     timescales = {k: float(v) for k, v in neural.tau(nparams).items()}
     rows = []
 
     def add(name, kind, equation, rule, params):
-        scores = episode_scores(task, rule, params, episodes)
+        scores, at = episode_scores(task, rule, params, episodes)
         mean, lo, hi = bootstrap_mean_ci(scores, seed=cfg.verify.seed)
+        n_div = int((at >= 0).sum())
         rows.append({"rule": name, "kind": kind, "equation": equation, "objective_mean": mean,
-                     "objective_ci_low": lo, "objective_ci_high": hi})
+                     "objective_ci_low": lo, "objective_ci_high": hi, "diverged": n_div})
         if progress:
             print(f"verify: {name:<16} objective {mean:.4f} [{lo:.4f}, {hi:.4f}]", flush=True)
+        if n_div:  # said even when quiet: the objective counts these episodes as failures
+            print(f"note: verify: the weights under {name} ({equation or kind}) left +-{task.w_limit:g} ([task] "
+                  f"max_weight) in {n_div} of {len(at)} episodes, first at time step {int(at[at >= 0].min())}; "
+                  "those episodes score as a rule that does nothing", file=sys.stderr)
 
     add("neural", "neural", "", neural, nparams)
-    eqs = load_equations(run_dir)
     for _, row in eqs.iterrows():
         rule = SymbolicRule.from_string(str(row["sympy"]), {}, timescales=timescales, label=f"eq{row['id']}")
         add(f"eq{row['id']}", "equation", str(row["equation"]), rule, rule.init(jax.random.key(0)))
@@ -97,12 +117,13 @@ def run(cfg: Config | None, run_dir: str | Path, progress: bool = True) -> pd.Da
         expr = ref.bound_expr() if isinstance(ref, SymbolicRule) else ""
         # kind "teacher": a rule the task itself supplies as the reference (imitate's teacher)
         add(name, "teacher", format_equation(expr) if expr != "" else "", ref, ref.init(jax.random.key(0)))
-    df = pd.DataFrame(rows, columns=COLUMNS[:-2])
+    df = pd.DataFrame(rows, columns=[c for c in COLUMNS if c not in ("relative_to_neural", "selected")])
     neural_mean = df.loc[df["kind"] == "neural", "objective_mean"].iloc[0]
     df["relative_to_neural"] = df["objective_mean"] / neural_mean if neural_mean != 0 else np.nan
     df["selected"] = False
     if cfg.distill.policy == "verified":
         df.loc[df["rule"] == f"eq{select_verified(eqs, df, cfg.distill.verified_tolerance)}", "selected"] = True
+    df = df[COLUMNS]
     write_csv(run_dir / "verification.csv", df)
     write_trajectories(run_dir, task, neural, nparams, episodes, timescales)
     update_manifest(run_dir, timings_s={"verify": round(time.perf_counter() - t0, 2)})

@@ -9,6 +9,7 @@ stage writes its files atomically, and meta-training keeps its last good checkpo
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import textwrap
@@ -34,19 +35,22 @@ def resolve_config(spec: str | None) -> Path:
     builtins = builtin_configs()
     if p.stem in builtins and (p.suffix in ("", ".toml")):
         return builtins[p.stem]
+    from discover.suggest import did_you_mean
+
     raise ConfigError(f"config {spec!r} is neither a file nor a built-in config; built-in configs: "
-                      f"{', '.join(builtins) or '(none found)'}. Pass a TOML file path.")
+                      f"{', '.join(builtins) or '(none found)'}. Pass a TOML file path."
+                      + did_you_mean(p.stem, builtins))
 
 
 def load_with_overrides(path: Path, overrides: list[str] | None):
     """Load a config file, then apply ``--set section.key=value`` overrides (TOML values)."""
     import tomllib
 
-    from discover.config import ConfigError, config_from_dict, load_config
+    from discover.config import ConfigError, config_from_dict, load_config, read_toml
 
     if not overrides:
         return load_config(path)
-    data = tomllib.loads(path.read_text())
+    data = read_toml(path)
     for item in overrides:
         if "=" not in item or "." not in item.split("=", 1)[0]:
             raise ConfigError(f"--set {item!r}: write SECTION.KEY=VALUE, e.g. --set meta.seed=1")
@@ -104,13 +108,13 @@ def load_checked(spec: str | None, overrides: list[str] | None, backend: str | N
     what only the later stages know (the distillation backend, canonical names), then the
     task, network and rule it builds (an import path that does not import, a teacher
     equation that does not parse; cheap: no simulation)."""
-    from discover.build import build_task
+    from discover.build import build_task, check_size
     from distill.stage import check_config
 
     path = resolve_config(spec)
     cfg = load_with_overrides(path, overrides)
     check_config(cfg, backend)
-    build_task(cfg)
+    check_size(cfg, build_task(cfg))
     return path, cfg
 
 
@@ -180,12 +184,10 @@ def cmd_run(args) -> None:
     front = sstage.run(cfg, out, backend=args.backend, progress=not quiet)
     verify.run(cfg, out, progress=not quiet)
     paths = report.run(out)
-    import pandas as pd
-
-    from discover.io import selected_equation
+    from discover.io import read_csv, selected_equation
 
     sel = selected_equation(out)
-    ver = pd.read_csv(out / "verification.csv").set_index("rule")
+    ver = read_csv(out / "verification.csv").set_index("rule")
     rel = ver.loc[f"eq{sel['id']}", "relative_to_neural"] if f"eq{sel['id']}" in ver.index else float("nan")
     print(f"\nselected equation:  dw = {sel['equation']}")
     print(f"verified in the simulator: {rel:.1%} of the neural rule's objective ({len(front)} equations on the front)")
@@ -206,6 +208,8 @@ def protocol_rule(spec: str, assignments: list[str] | None):
             params[name.strip()] = float(value)
         except ValueError:
             raise ConfigError(f"--param {item!r}: write NAME=VALUE with a number, e.g. --param A_plus=0.01") from None
+        if not math.isfinite(params[name.strip()]):
+            raise ConfigError(f"--param {item!r}: {name.strip()} must be a finite number")
     if Path(spec).is_dir():
         if params:
             raise ConfigError("--param applies to canonical rules and equations, not to a run directory's rule")
@@ -221,17 +225,32 @@ def protocol_rule(spec: str, assignments: list[str] | None):
 
 def cmd_protocol(args) -> None:
     from analysis import protocols
-    from discover.io import atomic_write_text
+    from discover.config import ConfigError
+    from discover.io import atomic_write_text, check_out_file
 
+    for flag, value in (("--dt", args.dt), ("--freq", args.freq)):
+        if not math.isfinite(value):
+            raise ConfigError(f"{flag} {value}: must be a finite number")
+        if value <= 0:
+            raise ConfigError(f"{flag} {value}: must be > 0 ({'the simulation step, ms' if flag == '--dt' else 'Hz'})")
+    if args.pairs is not None and args.pairs < 1:
+        raise ConfigError(f"--pairs {args.pairs}: must be >= 1 (the number of pairings)")
+    out = check_out_file(args.out) if args.out else None
     rule, params = protocol_rule(args.rule, args.param)
-    if args.kind == "pairing":
-        df = protocols.pairing_protocol(rule, params, pairs=args.pairs or 1, freq_hz=args.freq, dt=args.dt)
-        fig = protocols.window_figure(df, label=args.rule)
-    else:
-        df = protocols.frequency_protocol(rule, params, pairs=args.pairs or 60, dt=args.dt)
-        fig = protocols.frequency_figure(df, label=args.rule)
-    if args.out:
-        out = Path(args.out)
+    try:
+        if args.kind == "pairing":
+            df = protocols.pairing_protocol(rule, params, pairs=args.pairs or 1, freq_hz=args.freq, dt=args.dt)
+            fig = protocols.window_figure(df, label=args.rule)
+        else:
+            df = protocols.frequency_protocol(rule, params, pairs=args.pairs or 60, dt=args.dt)
+            fig = protocols.frequency_figure(df, label=args.rule)
+    except protocols.ProtocolError as e:
+        raise ConfigError(f"{args.kind} protocol: {e}") from None
+    except KeyError as e:  # a rule over variables a spiking neuron does not have (x*y)
+        raise ConfigError(f"--rule {args.rule!r}: the {args.kind} protocol pairs pre- and postsynaptic spikes of "
+                          f"spiking neurons, and the {e.args[0]}; pass a spiking rule (e.g. stdp_pair, or an "
+                          "equation of s_pre, s_post, tr_pre, tr_post, w)") from None
+    if out is not None:
         atomic_write_text(out, df.to_csv(index=False))
         fig.savefig(out.with_suffix(".png"), dpi=150)
         print(f"protocol: {out} and {out.with_suffix('.png')}")

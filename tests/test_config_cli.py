@@ -163,9 +163,12 @@ def test_wrong_types(data, message):
     "data,message",
     [
         ({"network": {"kind": "quantum"}}, "[network] kind = 'quantum' is not a known network; choose one of "
-         "'rate', 'lif', or name your own class by import path, e.g. \"my_module:MyClass\""),
+         "'rate', 'lif', or name your own class by import path, e.g. \"my_module:MyClass\"."),
         ({"rule": {"kind": "transformer"}}, "[rule] kind = 'transformer' is not a known rule; choose one of "
-         "'mlp', 'polynomial', 'symbolic', 'auto', or name your own class by import path, e.g. \"my_module:MyClass\""),
+         "'mlp', 'polynomial', 'symbolic', 'auto', or name your own class by import path, e.g. \"my_module:MyClass\"."),
+        ({"rule": {"kind": "polynomal"}}, "[rule] kind = 'polynomal' is not a known rule; choose one of "
+         "'mlp', 'polynomial', 'symbolic', 'auto', or name your own class by import path, e.g. \"my_module:MyClass\". "
+         "Did you mean 'polynomial'?"),
         ({"meta": {"batch": 0}}, "[meta] batch must be > 0, got 0"),
         ({"meta": {"learning_rate": -1}}, "[meta] learning_rate must be > 0, got -1.0"),
         ({"task": {"name": "imitate", "w0_range": [0.8, 0.2]}},
@@ -411,7 +414,8 @@ def test_runaway_student_is_reported_and_keeps_the_checkpoint(tmp_path, capsys):
     # files already written are intact, and the checkpoint holds the last finite parameters
     assert load_config(run_dir / "config.toml").meta.learning_rate == 1.5
     assert json.loads((run_dir / "checkpoint" / "state.json").read_text())["step"] == saved
-    with np.load(run_dir / "checkpoint" / "params.npz") as d:
+    state = json.loads((run_dir / "checkpoint" / "state.json").read_text())
+    with np.load(run_dir / "checkpoint" / state["folder"] / "params.npz") as d:
         assert all(np.all(np.isfinite(d[k])) for k in d.files)
     capsys.readouterr()
 

@@ -81,9 +81,9 @@ def test_unbounded_teacher_is_named_with_the_fix(teacher, tmp_path):
     msg = str(e.value)
     assert f"the teacher rule {teacher!r} diverged" in msg
     assert "w_min = 0.0 and w_max = 1.0" in msg and "unbounded" in msg
-    assert (tmp_path / "config.toml").exists()  # nothing already written is lost
-    stage.run(config_from_dict(imitate(teacher, steps=200, n_pre=8, w_bounds=(0.0, 1.0))), tmp_path / "b",
-              progress=False)  # bounded: trains
+    assert not (tmp_path / "config.toml").exists()  # refused before anything is written, so
+    stage.run(config_from_dict(imitate(teacher, steps=200, n_pre=8, w_bounds=(0.0, 1.0))), tmp_path,
+              progress=False)  # the corrected config trains in the same directory
 
 
 def test_diverging_student_is_counted_and_all_diverged_is_a_clear_error(tmp_path):
@@ -169,3 +169,19 @@ def test_poor_fit_is_said_by_discover_distill_and_the_report(tmp_path, capsys):
     first = md.split("\n## ")[0]  # before the first section
     assert "Warning: poor fit." in first and "% of the target" in first
     assert "Warning: poor fit." in (out / "report.html").read_text()
+
+
+def test_verification_counts_and_names_the_episodes_an_equation_diverges_in(capsys):
+    """Divergence on the side of the equation being verified: ``episode_scores`` gives the
+    step each episode's weights left ``[task] max_weight`` (the count goes to
+    ``verification.csv``'s ``diverged`` column and a note)."""
+    from distill.verify import episode_scores
+
+    task = build_task(config_from_dict(imitate("oja")))
+    eps = task.keep_valid(task.sample(jax.random.key(5), 8))
+    runaway = SymbolicRule.from_string("0.5*x*y")
+    scores, at = episode_scores(task, runaway, runaway.init(jax.random.key(0)), eps)
+    assert (at >= 0).all() and (at < 100).all()
+    teacher = task.references()["teacher"]
+    scores_t, at_t = episode_scores(task, teacher, teacher.init(jax.random.key(0)), eps)
+    assert (at_t == -1).all() and scores_t.mean() > scores.mean()

@@ -127,6 +127,16 @@ def meta_train(task, rule, meta: MetaConfig, run_dir: str | Path | None = None, 
             write_csv(run_dir / "meta_history.csv", ck.history)
             pending = None
 
+    def first_step(p) -> str:
+        """", first at time step K of T": where the student's weights left the bound (the
+        error path only: one more rollout of the validation episodes)."""
+        try:
+            at = jax.vmap(lambda e: task.simulate(rule, p, e).diverged_at)(val_episodes)
+            at = [int(a) for a in jax.device_get(at) if int(a) >= 0]
+        except Exception:  # a task whose rollout has no divergence record: the count says enough
+            return ""
+        return f", first at time step {min(at)} of {task.config.steps}" if at else ""
+
     def saved_where():
         if ck is None:
             return "Nothing was saved (no run directory)"
@@ -164,7 +174,8 @@ def meta_train(task, rule, meta: MetaConfig, run_dir: str | Path | None = None, 
             if n_valid and n_div == n_valid:
                 raise MetaTrainingError(
                     f"the student's weights diverged (left +-{task.w_limit:g}, [task] max_weight) in all "
-                    f"{n_valid} validation episodes at meta-step {step + 1}, so no gradient is left to learn "
+                    f"{n_valid} validation episodes at meta-step {step + 1}{first_step(params)}, so no gradient "
+                    "is left to learn "
                     f"from. {saved_where()}. Lower [meta] {opt.knob} (now {getattr(meta, opt.knob)}) or [rule] "
                     "output_scale (a smaller starting rule), or bound the weights with [network] w_min / w_max, "
                     "then rerun the same command (it resumes from the checkpoint if the config is unchanged; use "

@@ -410,6 +410,7 @@ def test_runaway_student_is_reported_and_keeps_the_checkpoint(tmp_path, capsys):
                          r"meta-step (\d+)", msg).group(1))
     saved = int(re.search(r"The last good checkpoint \(step (\d+)\) is in (\S+)\.", msg).group(1))
     assert step >= 1 and saved == step - 1
+    assert re.search(r"at meta-step \d+, first at time step \d+ of 10,", msg), msg  # where in the episode
     assert str(run_dir / "checkpoint") in msg
     # files already written are intact, and the checkpoint holds the last finite parameters
     assert load_config(run_dir / "config.toml").meta.learning_rate == 1.5

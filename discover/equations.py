@@ -175,18 +175,17 @@ def parse_equation(
 
     # post-order walk with an explicit stack: a 1,000-term sum is a left spine 1,000 deep
     values: list[sympy.Expr] = []
-    stack: list[tuple[ast.AST, bool]] = [(tree, False)]
+    stack: list[tuple[ast.AST, int | None]] = [(tree, None)]  # (node, operand count once expanded)
     while stack:
-        node, ready = stack.pop()
+        node, n = stack.pop()
         if isinstance(node, (ast.Constant, ast.Name)):
             values.append(leaf(node))
             continue
-        if not ready:
+        if n is None:
             kids = children(node)
-            stack.append((node, True))
-            stack.extend((k, False) for k in reversed(kids))
+            stack.append((node, len(kids)))
+            stack.extend((k, None) for k in reversed(kids))
             continue
-        n = len(children(node))
         args = values[len(values) - n:]
         del values[len(values) - n:]
         values.append(combine(node, args))

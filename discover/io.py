@@ -214,9 +214,9 @@ def load_pytree(path: str | Path, template):
     for k, v in leaves:
         name = jax.tree_util.keystr(k)
         if name not in data:
+            hint = regenerate_hint(path)
             raise RunDirError(f"{path} has no array {name}; it was written for a different rule. "
-                              f"{regenerate_hint(path)[0].upper()}{regenerate_hint(path)[1:]} with the config "
-                              "that made it, or use a new --out")
+                              f"{hint[:1].upper()}{hint[1:]} with the config that made it, or use a new --out")
         arr = data[name]
         if arr.shape != np.shape(v):
             raise RunDirError(f"{path}: {name} has shape {arr.shape}, the rule expects {np.shape(v)}; "

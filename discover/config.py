@@ -108,9 +108,36 @@ class MetaConfig(Section):
     eval_every: int = 25
     dw_penalty: float = 0.0  # weight of mean(dw**2)/output_scale**2 in the meta-loss (parsimony)
     save_every: int = 50  # meta-steps between resumable checkpoints
+    # more steps while the validation loss still falls (discover.meta.planned_end): after
+    # `steps`, blocks of `extend_by` steps (0 = steps // 2) follow one another, up to
+    # `max_steps` (0 = no extension), while the best validation loss of the last block is
+    # below the best before it by more than `extend_min_gain` of it, and not yet below
+    # `extend_until` (0 = no floor)
+    max_steps: int = 0
+    extend_by: int = 0
+    extend_min_gain: float = 0.05
+    extend_until: float = 0.0
 
     positive: ClassVar[tuple[str, ...]] = ("steps", "batch", "val_episodes", "eval_every", "save_every")
-    nonnegative: ClassVar[tuple[str, ...]] = ("seed", "train_episodes", "dw_penalty")
+    nonnegative: ClassVar[tuple[str, ...]] = ("seed", "train_episodes", "dw_penalty", "max_steps", "extend_by",
+                                              "extend_min_gain", "extend_until")
+
+    def check(self, cfg):
+        if self.max_steps and self.max_steps < self.steps:
+            raise ConfigError(f"[meta] max_steps = {self.max_steps} must be >= steps = {self.steps} (it is the "
+                              "most steps training may extend to while the validation loss still falls), or 0 "
+                              "for no extension")
+        if self.extend_by % self.eval_every:
+            raise ConfigError(f"[meta] extend_by = {self.extend_by} must be a multiple of eval_every = "
+                              f"{self.eval_every} (each block ends with a validation)")
+
+    @property
+    def block(self) -> int:
+        """Steps per extension block: ``extend_by``, or half of ``steps`` in whole
+        validation intervals."""
+        if self.extend_by:
+            return self.extend_by
+        return max(self.eval_every, (self.steps // 2) // self.eval_every * self.eval_every)
 
 
 @dataclass(frozen=True)

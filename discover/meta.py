@@ -144,10 +144,12 @@ def meta_train(task, rule, meta: MetaConfig, run_dir: str | Path | None = None, 
             return f"No checkpoint was written yet (one is written every {meta.save_every} steps)"
         return f"The last good checkpoint (step {ck.committed}) is in {ck.root}"
 
+    end = planned_end(meta, rows)  # a resumed run replays the extensions its history decided
     t0 = time.perf_counter() - (rows[-1]["wall_s"] if rows else 0.0)
-    bar = tqdm(range(start, meta.steps), desc="meta-training", disable=not progress, file=sys.stderr, mininterval=2.0,
-               initial=start, total=meta.steps, dynamic_ncols=True)
-    for step in bar:
+    bar = tqdm(desc="meta-training", disable=not progress, file=sys.stderr, mininterval=2.0,
+               initial=start, total=end, dynamic_ncols=True)
+    step = start
+    while step < end:
         new_params, new_opt_state, loss, gnorm = train_step(params, opt_state, step)
         loss, gnorm = float(loss), float(gnorm)
         if not (math.isfinite(loss) and math.isfinite(gnorm)):
@@ -167,7 +169,7 @@ def meta_train(task, rule, meta: MetaConfig, run_dir: str | Path | None = None, 
         params, opt_state = new_params, new_opt_state
         row = {"step": step + 1, "meta_loss": loss, "val_loss": float("nan"), "val_diverged": 0,
                "wall_s": round(time.perf_counter() - t0, 3)}
-        if (step + 1) % meta.eval_every == 0 or step + 1 == meta.steps:
+        if (step + 1) % meta.eval_every == 0 or step + 1 == end:
             val, n_div, n_valid = val_fn(params, val_episodes)
             val, n_div, n_valid = float(val), int(n_div), int(n_valid)
             row["val_loss"], row["val_diverged"] = val, n_div
@@ -185,8 +187,17 @@ def meta_train(task, rule, meta: MetaConfig, run_dir: str | Path | None = None, 
                 best_params = params
             bar.set_postfix(loss=f"{loss:.4g}", val=f"{val:.4g}", best=f"{best['val']:.4g}")
         rows.append(row)
-        if (step + 1) % meta.save_every == 0 or step + 1 == meta.steps:
+        if step + 1 == end:
+            end = planned_end(meta, rows)
+            if end > step + 1:
+                bar.total = end
+                bar.refresh()
+                print(f"meta-training: the validation loss still falls ({fall(rows, step + 1, meta.block)}); "
+                      f"{end - step - 1} more steps (up to [meta] max_steps = {meta.max_steps})", file=sys.stderr)
+        if (step + 1) % meta.save_every == 0 or step + 1 == end:
             save(step + 1)
+        step += 1
+        bar.update(1)
     commit()  # the last one: evaluated on the validation episodes at the final step
     bar.close()
     if best["step"] < 0:  # no validation ran (e.g. resumed at the end)
@@ -267,8 +278,45 @@ class Checkpoint:
         return step, best, rows, params, opt_state, best_params
 
 
+def _best(rows, lo: int, hi: int) -> float:
+    vals = [r["val_loss"] for r in rows if lo < r["step"] <= hi and math.isfinite(r["val_loss"])]
+    return min(vals, default=math.inf)
+
+
+def fall(rows, at: int, block: int) -> str:
+    """How much the best validation loss fell over the ``block`` steps up to ``at``."""
+    before, last = _best(rows, 0, at - block), _best(rows, at - block, at)
+    return f"best {before:.4g} before step {at - block + 1}, {last:.4g} in the last {block} steps"
+
+
+def still_falls(meta: MetaConfig, rows, at: int) -> bool:
+    """Whether training that has reached step ``at`` goes on: the best validation loss of
+    the last block is below the best before it by more than ``extend_min_gain`` of it, and
+    (with ``extend_until``) not yet below that floor."""
+    if not rows or rows[-1]["step"] < at:
+        return False
+    block = meta.block
+    before, last = _best(rows, 0, at - block), _best(rows, at - block, at)
+    if not (math.isfinite(before) and math.isfinite(last)):
+        return False
+    if meta.extend_until and last < meta.extend_until:
+        return False
+    return before - last > meta.extend_min_gain * abs(before)
+
+
+def planned_end(meta: MetaConfig, rows) -> int:
+    """The step meta-training runs to: ``[meta] steps``, and one more block of
+    ``[meta] extend_by`` steps each time the validation loss still fell over the last one
+    (:func:`still_falls`), up to ``[meta] max_steps``. A function of the history alone, so a
+    run resumed from a checkpoint extends exactly as an uninterrupted one."""
+    end = meta.steps
+    while end < meta.max_steps and still_falls(meta, rows, end):
+        end = min(end + meta.block, meta.max_steps)
+    return end
+
+
 def config_digest(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-__all__ = ["meta_train", "MetaTrainingError", "config_digest"]
+__all__ = ["meta_train", "MetaTrainingError", "config_digest", "planned_end", "still_falls"]

@@ -71,6 +71,7 @@ class GradientConfig(MetaConfig):
     positive: ClassVar[tuple[str, ...]] = MetaConfig.positive + ("learning_rate", "grad_clip")
 
     def check(self, cfg):
+        super().check(cfg)
         t = cfg.task
         if self.tau_learning_rate < 0:
             raise ConfigError("[meta] tau_learning_rate must be >= 0 (0 = the same as learning_rate)")
@@ -83,14 +84,26 @@ class GradientConfig(MetaConfig):
                               f"{t.steps}")
 
 
+EXTEND_PEAK = 0.5  # learning rate at the start of each extension block, in units of learning_rate
+
+
 def make_optimizer(meta: GradientConfig) -> optax.GradientTransformation:
     """Adam or SGD with global-norm clipping; ``tau_learning_rate`` gives the log time
     constants their own rate (same schedule shape)."""
     def schedule(peak):
         if meta.lr_schedule != "cosine":
             return peak
-        return optax.warmup_cosine_decay_schedule(0.0, peak, min(100, meta.steps // 10 + 1), meta.steps,
-                                                  end_value=peak * 0.02)
+        first = optax.warmup_cosine_decay_schedule(0.0, peak, min(100, meta.steps // 10 + 1), meta.steps,
+                                                   end_value=peak * 0.02)
+        if meta.max_steps <= meta.steps:
+            return first
+        # each extension block (discover.meta.planned_end) restarts the decay from half the
+        # peak (a warm restart, Loshchilov & Hutter 2017, arXiv:1608.03983): the steps of the
+        # first `steps` are those of a run without extension
+        block = meta.block
+        n = -(-(meta.max_steps - meta.steps) // block)
+        rest = [optax.cosine_decay_schedule(peak * EXTEND_PEAK, block, alpha=0.02 / EXTEND_PEAK)] * n
+        return optax.join_schedules([first, *rest], [meta.steps + k * block for k in range(n)])
 
     def base(peak):
         return optax.adam(schedule(peak)) if meta.optimizer == "adam" else optax.sgd(schedule(peak))

@@ -120,9 +120,10 @@ def test_an_imitate_config_naming_only_teacher_and_network_gets_the_auto_student
     cfg = config_from_dict({"task": {"name": "imitate", "teacher": {"rule": "0.01*y*(x - w)"}},
                             "network": {"kind": "rate"}})
     assert cfg.rule.kind == "auto" and cfg.meta.learning_rate == 0.01 and cfg.meta.steps == 1500
+    assert cfg.meta.max_steps == 4500 and cfg.meta.block == 700  # more steps while the validation loss falls
     own = config_from_dict({"task": {"name": "imitate", "teacher": {"rule": "oja"}}, "network": {"kind": "rate"},
                             "rule": {"kind": "mlp"}, "meta": {"steps": 7}})
-    assert own.rule.kind == "mlp" and own.meta.steps == 7 and own.meta.learning_rate == 3e-3  # its own sections
+    assert own.rule.kind == "mlp" and own.meta.steps == 7 and own.meta.max_steps == 0 and own.meta.learning_rate == 3e-3  # its own
     assert config_from_dict({}).rule.kind == "mlp"  # other tasks: unchanged
 
 

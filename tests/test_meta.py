@@ -231,3 +231,60 @@ def test_the_last_good_checkpoint_holds_evaluated_finite_parameters(tmp_path):
     for a, b in zip(leaves(straight), leaves(saved)):  # the parameters after two updates, finite
         np.testing.assert_array_equal(a, b)
         assert np.all(np.isfinite(b))
+
+
+def test_planned_end_extends_while_the_validation_loss_falls():
+    from discover.meta import planned_end
+
+    cfg, _, _ = setup(steps=8, max_steps=20, extend_by=4, eval_every=2)
+    meta = cfg.meta
+
+    def rows(vals):  # a validation every 2 steps
+        return [{"step": 2 * (i + 1), "val_loss": v} for i, v in enumerate(vals)]
+
+    assert planned_end(meta, []) == 8  # nothing evaluated yet: the configured steps
+    flat = rows([1.0, 0.5, 0.5, 0.49])  # best 0.5 before step 5, 0.49 after: 2 % < 5 %
+    assert planned_end(meta, flat) == 8
+    falling = rows([1.0, 0.5, 0.4, 0.3])  # 0.5 -> 0.3: one block more
+    assert planned_end(meta, falling) == 12
+    assert planned_end(meta, falling + rows([1, 1, 1, 1, 0.2, 0.1])[4:]) == 16  # steps 10, 12 fall again
+    assert planned_end(meta, rows([1.0, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05, 0.02, 0.01, 0.005])) == 20  # max_steps
+    assert planned_end(dataclasses.replace(meta, extend_until=0.35), falling) == 8  # below the floor
+    assert planned_end(dataclasses.replace(meta, max_steps=0), falling) == 8  # no extension
+    assert dataclasses.replace(meta, extend_by=0).block == 4  # half of steps, in validation intervals
+    import pytest
+
+    from discover.config import ConfigError
+
+    with pytest.raises(ConfigError, match="max_steps = 4 must be >= steps = 8"):
+        setup(steps=8, max_steps=4)
+    with pytest.raises(ConfigError, match="extend_by = 3 must be a multiple of eval_every = 2"):
+        setup(steps=8, max_steps=16, extend_by=3)
+
+
+def test_training_goes_on_while_the_validation_loss_falls_and_resumes_exactly(tmp_path, monkeypatch, capsys):
+    """A student learning Oja from silence still improves at step 8: blocks of 4 more steps
+    follow, each with a warm restart of the schedule, and the first 8 steps are those of a
+    run without extension; a kill inside an extension block resumes to the same result."""
+    cfg, task, rule = setup(max_steps=16, extend_by=4, save_every=2, learning_rate=0.05)
+    plain, hist0 = meta_train(task, rule, setup(learning_rate=0.05)[0].meta, progress=False)
+    straight, hist = meta_train(task, rule, cfg.meta, tmp_path / "straight", config_hash="h", progress=False)
+    assert "the validation loss still falls" in capsys.readouterr().err
+    assert 8 < len(hist) <= 16 and list(hist["step"]) == list(range(1, len(hist) + 1))
+    np.testing.assert_array_equal(hist["meta_loss"][:8], hist0["meta_loss"])  # the same first 8 steps
+    assert hist["val_loss"].dropna().min() < hist0["val_loss"].dropna().min()
+    stop, hist_s = meta_train(task, rule, dataclasses.replace(cfg.meta, extend_min_gain=100.0), progress=False)
+    assert len(hist_s) == 8  # a gain no block can reach: no extension
+    run = tmp_path / "killed"
+    with monkeypatch.context() as m:
+        _kill_at(m, 6 * 5 + 1)  # 6 writes per checkpoint every 2 steps: inside the checkpoint of step 12
+        try:
+            meta_train(task, rule, cfg.meta, run, config_hash="h", progress=False)
+            raise AssertionError("the kill was never reached")
+        except Killed:
+            pass
+    assert json.loads((run / "checkpoint" / "state.json").read_text())["step"] == 10
+    resumed, hist_r = meta_train(task, rule, cfg.meta, run, config_hash="h", progress=False)
+    for a, b in zip(leaves(straight), leaves(resumed)):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(hist["meta_loss"], hist_r["meta_loss"])

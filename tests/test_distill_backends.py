@@ -507,3 +507,39 @@ def test_operon_recovers(rule):
     for mine, ref in ((got_num, true_num), (got_den, true_den)):
         for k, v in ref.items():
             assert abs(mine[k] - v) <= 0.05 * abs(v), f"{k}: got {mine[k]}, expected {v} in {got}"
+
+
+def test_sparse_searches_each_event_type_so_a_small_post_term_is_not_traded_for_collinear_pre_terms():
+    """Rule 10 of the spiking open-loop random-rule benchmark, as its student learned it: the
+    teacher's presynaptic part plus small ``s_pre``, ``s_pre*tr_pre`` corrections, which are
+    nearly collinear with ``s_pre*tr_pre**2`` where ``tr_pre`` is 1 plus a little at
+    presynaptic spikes. Over all rows at once the small ``s_post*tr_pre*w`` enters only
+    after both corrections; fitted per event type, the teacher's three terms are on the front."""
+    from discover.vocabulary import SYMBOLS
+
+    rng = np.random.default_rng(0)
+    n = 1000
+    names = ("s_pre", "s_post", "tr_pre", "tr_post", "w")
+
+    def at_spikes(pre: bool):  # the spiking neuron's own trace jumps by 1 at its spike
+        own, other = 1 + rng.exponential(0.15, n), rng.exponential(0.3, n)
+        tr_pre, tr_post = (own, other) if pre else (other, own)
+        return np.stack([np.full(n, float(pre)), np.full(n, float(not pre)), tr_pre, tr_post, rng.uniform(0, 1, n)], 1)
+
+    between = np.column_stack([np.zeros((2 * n, 2)), rng.exponential(0.3, (2 * n, 2)), rng.uniform(0, 1, 2 * n)])
+    X = np.concatenate([at_spikes(True), at_spikes(False), between])
+    s_pre, s_post, tr_pre, tr_post, w = X.T
+    y = s_pre * (0.002849 - 0.003416 * tr_pre + 0.006917 * tr_pre**2 - 0.00688 * tr_pre * tr_post) \
+        + 0.002934 * s_post * tr_pre * w
+    teacher = {sympy.sympify(t, locals=SYMBOLS) for t in ("s_post*tr_pre*w", "s_pre*tr_pre*tr_post", "s_pre*tr_pre**2")}
+
+    def term_sets(split):
+        front = pareto_front(SparseBackend(event_split=split).fit(X, y, names, max_complexity=30), X, y, names)
+        return [set(sympy.sympify(e, locals=SYMBOLS).as_coefficients_dict()) for e in front["sympy"]]
+
+    assert teacher not in term_sets(False)
+    assert teacher in term_sets(True)
+    rate = np.random.default_rng(1).uniform(0, 1, (500, 3))  # no spike indicator: no split, same candidates
+    dw = 0.01 * rate[:, 0] * rate[:, 1]
+    assert [c.expr for c in SparseBackend().fit(rate, dw, ("x", "y", "w"))] == \
+        [c.expr for c in SparseBackend(event_split=False).fit(rate, dw, ("x", "y", "w"))]

@@ -189,6 +189,29 @@ def equation_latex(row: pd.Series, digits: int = 3) -> str:
     return expr_latex(parse_equation(str(row["equation"])), digits)
 
 
+def row_timescales(row: pd.Series) -> dict[str, float]:
+    """``{"tau_pre": 20.0, ...}`` from an ``equations.csv`` row's ``timescales`` (JSON; empty
+    where the column is absent, as in runs distilled before it existed, or blank)."""
+    import json
+
+    text = row.get("timescales") if hasattr(row, "get") else None
+    if not isinstance(text, str) or not text.strip():
+        return {}
+    try:
+        out = json.loads(text)
+    except ValueError:
+        return {}
+    return {str(k): float(v) for k, v in out.items()} if isinstance(out, dict) else {}
+
+
+def timescales_text(timescales: dict[str, float], latex: bool = False) -> str:
+    """``tau_pre = 20 ms, tau_post = 20 ms``, or in LaTeX ``$\\tau_\\mathrm{pre} = 20$~ms, ...``."""
+    if not latex:
+        return ", ".join(f"{k} = {v:.4g} ms" for k, v in timescales.items())
+    return ", ".join(rf"$\tau_\mathrm{{{k.removeprefix('tau_').replace('_', chr(92) + '_')}}} = "
+                     rf"{format_number(v, 4)}$~ms" for k, v in timescales.items())
+
+
 def preview_document(names: Sequence[str]) -> str:
     r"""A complete LaTeX document that ``\input``\ s each table file in ``names``.
 

@@ -31,6 +31,7 @@ from .blocks import (
     number,
     seconds,
 )
+from .latex import row_timescales, timescales_text
 
 
 def task_section(config: dict[str, Any], config_text: str) -> list[Block]:
@@ -99,6 +100,9 @@ def selected_section(equations: pd.DataFrame | None, figs: dict[str, FigureBlock
         )
     )
     blocks.append(Math(rf"\Delta w = {latex}", row["equation"], equation_image(latex)))
+    ts = row_timescales(row)
+    if ts:  # an equation of traces is complete only with the time constants it was found with
+        blocks.append(Para(f"Trace time constants it was found with: {timescales_text(ts)}."))
     coefs = row.get("coefficients_parsed") if "coefficients_parsed" in equations else None
     if coefs:
         has_ci = any(not math.isnan(c["ci_low"]) for c in coefs.values())

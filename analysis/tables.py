@@ -38,6 +38,8 @@ from .latex import (
     format_number,
     math_cell,
     preview_document,
+    row_timescales,
+    timescales_text,
 )
 
 
@@ -82,6 +84,10 @@ def equations_table(
             f"Pareto front of distilled equations{backend}: complexity (sympy node count) "
             "against fit loss to the neural rule. The selected equation is set in bold."
         )
+        chosen = df[df["selected"].astype(bool)]
+        ts = row_timescales(chosen.iloc[0]) if len(chosen) else {}
+        if ts:
+            caption += f" Trace time constants it was found with: {timescales_text(ts, latex=True)}."
     header = ["ID", *(["Backend"] if multi_backend else []), "Complexity", "Loss", "Equation"]
     colspec = "r" + ("l" if multi_backend else "") + "rr" + WRAP
     rows = []

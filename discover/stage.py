@@ -7,6 +7,7 @@ config resumes from the checkpoint.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -49,9 +50,25 @@ def run(cfg: Config, run_dir: str | Path, progress: bool = True):
                                  progress=progress, check=False)
     save_pytree(run_dir / "rule" / "params.npz", params)
     write_csv(run_dir / "meta_history.csv", history)
+    record = timescale_record(rule, params)
+    if rule.learn_timescales:  # rule.json says what the rule runs with, as params.npz does
+        write_json(run_dir / "rule" / "rule.json", dataclasses.replace(
+            rule, timescales=tuple((k, float(v)) for k, v in rule.tau(params).items())).to_spec())
     update_manifest(run_dir, timings_s={"discover": round(time.perf_counter() - t0, 2)},
-                    fit=fit_record(task, history))
+                    fit=fit_record(task, history), **({"timescales": record} if record else {}))
     return rule, params, history
+
+
+def timescale_record(rule, params) -> dict | None:
+    """``manifest.json`` ``timescales``: the trace time constants the rule reads, as
+    configured and as learned (equal unless ``[rule] learn_timescales``); ``None`` when it
+    reads no trace."""
+    used = rule.used_timescales
+    if not used:
+        return None
+    learned = {k: round(float(v), 4) for k, v in rule.tau(params).items() if k in used}
+    return {"learned": bool(rule.learn_timescales), "initial": {k: v for k, v in rule.timescales if k in used},
+            "final": learned}
 
 
 def fit_record(task, history) -> dict | None:

@@ -196,9 +196,10 @@ def run(cfg: Config | None, run_dir: str | Path, backend: str | None = None, pro
                            "try another backend (--backend operon) or more samples ([distill] samples)")
     front = front[front["complexity"] <= d.max_complexity].reset_index(drop=True)
     front = add_intervals(front, names, X, dw, groups, d.bootstrap, d.seed)
+    timescales = {k: float(v) for k, v in rule.tau(params).items()}  # the learned ones, where learned
     if d.refine_steps > 0:
-        timescales = {k: float(v) for k, v in rule.tau(params).items()}
         front = refine_front(front, task, names, timescales, d, progress, refit_optimizer(cfg))
+    front["timescales"] = [json.dumps(read_timescales(e, timescales)) for e in front["sympy"]]
     policy = "best" if d.policy == "verified" else d.policy
     front["selected"] = False
     front.loc[select(front, policy), "selected"] = True
@@ -208,6 +209,18 @@ def run(cfg: Config | None, run_dir: str | Path, backend: str | None = None, pro
     update_manifest(run_dir, timings_s={"distill": round(time.perf_counter() - t0, 2)},
                     distill={"backend": engine.name, "policy": d.policy, "samples": int(len(dw))})
     return front
+
+
+def read_timescales(equation: str, timescales: dict[str, float]) -> dict[str, float]:
+    """The time constants (ms) of the traces ``equation`` reads, ``{"tau_pre": 20.0, ...}``:
+    an equation of traces means nothing without them (``equations.csv`` ``timescales``)."""
+    import sympy
+
+    from discover.rules.base import TRACE_OF
+    from discover.vocabulary import SYMBOLS
+
+    used = {str(v) for v in sympy.sympify(equation, locals=SYMBOLS).free_symbols}
+    return {k: round(v, 4) for k, v in timescales.items() if used & set(TRACE_OF.get(k, ()))}
 
 
 def load_equations(run_dir: str | Path) -> pd.DataFrame:

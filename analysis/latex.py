@@ -194,7 +194,7 @@ def row_timescales(row: pd.Series) -> dict[str, float]:
     where the column is absent, as in runs distilled before it existed, or blank)."""
     import json
 
-    text = row.get("timescales") if hasattr(row, "get") else None
+    text = row.get("timescales")
     if not isinstance(text, str) or not text.strip():
         return {}
     try:
@@ -208,8 +208,8 @@ def timescales_text(timescales: dict[str, float], latex: bool = False) -> str:
     """``tau_pre = 20 ms, tau_post = 20 ms``, or in LaTeX ``$\\tau_\\mathrm{pre} = 20$~ms, ...``."""
     if not latex:
         return ", ".join(f"{k} = {v:.4g} ms" for k, v in timescales.items())
-    return ", ".join(rf"$\tau_\mathrm{{{k.removeprefix('tau_').replace('_', chr(92) + '_')}}} = "
-                     rf"{format_number(v, 4)}$~ms" for k, v in timescales.items())
+    return ", ".join(rf"$\tau_\mathrm{{{escape_latex(k.removeprefix('tau_'))}}} = {format_number(v, 4)}$~ms"
+                     for k, v in timescales.items())
 
 
 def preview_document(names: Sequence[str]) -> str:

@@ -278,14 +278,18 @@ class Checkpoint:
         return step, best, rows, params, opt_state, best_params
 
 
-def _best(rows, lo: int, hi: int) -> float:
-    vals = [r["val_loss"] for r in rows if lo < r["step"] <= hi and math.isfinite(r["val_loss"])]
-    return min(vals, default=math.inf)
+def _bests(rows, at: int, block: int) -> tuple[float, float]:
+    """The best finite validation loss up to step ``at - block``, and in the ``block``
+    steps after it up to ``at`` (``inf`` where there is none)."""
+    def best(lo, hi):
+        return min((r["val_loss"] for r in rows if lo < r["step"] <= hi and math.isfinite(r["val_loss"])),
+                   default=math.inf)
+    return best(0, at - block), best(at - block, at)
 
 
 def fall(rows, at: int, block: int) -> str:
     """How much the best validation loss fell over the ``block`` steps up to ``at``."""
-    before, last = _best(rows, 0, at - block), _best(rows, at - block, at)
+    before, last = _bests(rows, at, block)
     return f"best {before:.4g} before step {at - block + 1}, {last:.4g} in the last {block} steps"
 
 
@@ -295,8 +299,7 @@ def still_falls(meta: MetaConfig, rows, at: int) -> bool:
     (with ``extend_until``) not yet below that floor."""
     if not rows or rows[-1]["step"] < at:
         return False
-    block = meta.block
-    before, last = _best(rows, 0, at - block), _best(rows, at - block, at)
+    before, last = _bests(rows, at, meta.block)
     if not (math.isfinite(before) and math.isfinite(last)):
         return False
     if meta.extend_until and last < meta.extend_until:

@@ -214,13 +214,10 @@ def run(cfg: Config | None, run_dir: str | Path, backend: str | None = None, pro
 def read_timescales(equation: str, timescales: dict[str, float]) -> dict[str, float]:
     """The time constants (ms) of the traces ``equation`` reads, ``{"tau_pre": 20.0, ...}``:
     an equation of traces means nothing without them (``equations.csv`` ``timescales``)."""
-    import sympy
+    from discover.rules.base import timescales_read
 
-    from discover.rules.base import TRACE_OF
-    from discover.vocabulary import SYMBOLS
-
-    used = {str(v) for v in sympy.sympify(equation, locals=SYMBOLS).free_symbols}
-    return {k: round(v, 4) for k, v in timescales.items() if used & set(TRACE_OF.get(k, ()))}
+    used = {str(v) for v in parse_equation(equation).free_symbols}
+    return {k: round(timescales[k], 4) for k in timescales_read(used, timescales)}
 
 
 def load_equations(run_dir: str | Path) -> pd.DataFrame:

@@ -69,6 +69,13 @@ TRACE_OF = {
 }
 
 
+def timescales_read(variables, names=DEFAULT_TIMESCALES) -> tuple[str, ...]:
+    """Those of the time constants ``names`` whose trace is among ``variables`` (the
+    others cannot matter to a rule or equation of those variables)."""
+    variables = set(variables)
+    return tuple(k for k in names if variables & set(TRACE_OF.get(k, ())))
+
+
 def _tuples(v):
     return tuple(_tuples(x) for x in v) if isinstance(v, (list, tuple)) else v
 
@@ -171,7 +178,7 @@ class Rule:
     @property
     def used_timescales(self) -> tuple[str, ...]:
         """The time constants of the traces this rule reads (the others cannot matter)."""
-        return tuple(k for k, _ in self.timescales if any(v in self.inputs for v in TRACE_OF.get(k, ())))
+        return timescales_read(self.inputs, (k for k, _ in self.timescales))
 
     # -- evaluation ---------------------------------------------------------------------
     def apply(self, core, local: Local) -> jax.Array:

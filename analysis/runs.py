@@ -47,7 +47,8 @@ def _latex(expr) -> str:
 def runs_table(run_dirs: Sequence[str | os.PathLike]) -> pd.DataFrame:
     """One row per run: selected equation, its normalized coefficients, closest rule, verification.
 
-    Columns: ``run, path, task, network, equation_id, equation, latex, closest,
+    Columns: ``run, path, task, network, equation_id, equation, latex, timescales`` (JSON:
+    the time constants of the traces the equation reads, as in ``equations.csv``), ``closest,
     coef_distance, term_jaccard, behaviour_distance, objective_mean, relative_to_neural,
     relative_ci_low, relative_ci_high, coefficients`` (JSON of the normalized
     coefficients) and ``coef[TERM]`` for every term of any run (0 where a run lacks the
@@ -59,6 +60,7 @@ def runs_table(run_dirs: Sequence[str | os.PathLike]) -> pd.DataFrame:
       discover.io.RunDirError: if a run directory or one of its files is missing or malformed.
     """
     from .compare import equation_text
+    from .latex import row_timescales
 
     rows, names = [], []
     for d in run_dirs:
@@ -101,6 +103,7 @@ def runs_table(run_dirs: Sequence[str | os.PathLike]) -> pd.DataFrame:
             "equation_id": str(row["id"]),
             "equation": str(row["equation"]) or short_text(expr),
             "latex": str(row.get("latex", "") or "") or _latex(expr),
+            "timescales": json.dumps(row_timescales(row)),  # the learned time constants of its traces
             "closest": str(best["canonical"]),
             "coef_distance": float(best["coef_distance"]),
             "term_jaccard": float(best["term_jaccard"]),

@@ -238,6 +238,13 @@ def comparison_table(
     return environment(caption, label, colspec, header, rows)
 
 
+def _timescales_cell(row: pd.Series) -> str:
+    from .latex import row_timescales, timescales_text
+
+    ts = row_timescales(row)
+    return r" \newline " + timescales_text(ts, latex=True) if ts else ""
+
+
 def runs_table_latex(
     df: pd.DataFrame,
     digits: int = 3,
@@ -262,7 +269,8 @@ def runs_table_latex(
     """
     if caption is None:
         caption = (
-            "Selected equation of each run; the closest canonical rule by coefficient distance "
+            "Selected equation of each run, with the time constants of the traces it reads; the closest "
+            "canonical rule by coefficient distance "
             r"$d_\mathrm{coef}$ (coefficients divided by the largest absolute coefficient); $r$: the "
             "equation's held-out meta-objective relative to the run's neural rule."
         )
@@ -271,7 +279,7 @@ def runs_table_latex(
         rows.append(
             [
                 breakable_text(row["run"]),
-                rf"$\Delta w = {equation_latex(row, digits)}$",
+                rf"$\Delta w = {equation_latex(row, digits)}$" + _timescales_cell(row),
                 breakable_text(row["closest"]),
                 math_cell(row["coef_distance"], digits),
                 math_cell(row["relative_to_neural"], digits),

@@ -195,11 +195,9 @@ def cmd_run(args) -> None:
     warn_fit(out)
 
 
-def protocol_rule(spec: str, assignments: list[str] | None):
-    """A canonical name, an equation string, or a run directory (its neural rule)."""
-    from discover.build import load_rule
+def parse_params(assignments: list[str] | None) -> dict[str, float]:
+    """``--param NAME=VALUE`` options as numbers."""
     from discover.config import ConfigError
-    from discover.rules import make_symbolic_rule
 
     params = {}
     for item in assignments or []:
@@ -210,6 +208,16 @@ def protocol_rule(spec: str, assignments: list[str] | None):
             raise ConfigError(f"--param {item!r}: write NAME=VALUE with a number, e.g. --param A_plus=0.01") from None
         if not math.isfinite(params[name.strip()]):
             raise ConfigError(f"--param {item!r}: {name.strip()} must be a finite number")
+    return params
+
+
+def protocol_rule(spec: str, assignments: list[str] | None):
+    """A canonical name, an equation string, or a run directory (its neural rule)."""
+    from discover.build import load_rule
+    from discover.config import ConfigError
+    from discover.rules import make_symbolic_rule
+
+    params = parse_params(assignments)
     if Path(spec).is_dir():
         if params:
             raise ConfigError("--param applies to canonical rules and equations, not to a run directory's rule")
@@ -256,6 +264,38 @@ def cmd_protocol(args) -> None:
         print(f"protocol: {out} and {out.with_suffix('.png')}")
     else:
         print(df.to_csv(index=False), end="")
+
+
+def cmd_export(args) -> None:
+    from analysis import export
+    from discover.config import ConfigError
+    from discover.io import atomic_write_text, check_out_file
+
+    out = check_out_file(args.out) if args.out else None
+    suffix = {"brian2": ".py", "nestml": ".nestml"}[args.to]
+    if out is not None and out.suffix != suffix:
+        kind = "Python module" if args.to == "brian2" else "NESTML model"
+        raise ConfigError(f"--out {out}: a {args.to} export is a {kind}; name it {out.with_suffix(suffix).name}")
+    try:
+        if Path(args.rule).is_dir():
+            if args.param:
+                raise ConfigError("--param applies to canonical rules and equations, not to a run directory's "
+                                  "selected equation")
+            rule = export.from_run_dir(args.rule)
+        else:
+            params = parse_params(args.param)
+            try:
+                rule = export.from_spec(args.rule, params)
+            except KeyError as e:
+                raise ConfigError(e.args[0]) from None
+        text = export.export(rule, args.to)
+    except export.ExportError as e:
+        raise ConfigError(f"export {args.rule!r} --to {args.to}: {e}") from None
+    if out is None:
+        print(text, end="")
+        return
+    atomic_write_text(out, text)
+    print(f"export: {out}")
 
 
 def cmd_list(args) -> None:
@@ -337,6 +377,14 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--freq", type=float, default=1.0, help="pairing frequency (Hz), pairing protocol")
     sp.add_argument("--out", help="CSV file (a PNG figure is written beside it); default: CSV to stdout")
     sp.set_defaults(fn=cmd_protocol)
+
+    sp = sub.add_parser("export", help="a spiking rule as a Brian2 synapse module or a NESTML synapse model")
+    sp.add_argument("rule", help="run directory (its selected equation), canonical name, or equation string")
+    sp.add_argument("--to", required=True, choices=["brian2", "nestml"])
+    sp.add_argument("--param", action="append", metavar="NAME=VALUE",
+                    help="rule parameter, trace time constant (tau_pre=20) or weight bound (w_max=1); repeatable")
+    sp.add_argument("--out", help="file to write (.py for Brian2, .nestml for NESTML); default: stdout")
+    sp.set_defaults(fn=cmd_export)
 
     sp = sub.add_parser("list", help="built-in tasks, rules, configs and backends")
     sp.set_defaults(fn=cmd_list)

@@ -25,6 +25,7 @@ from analysis.checks import bcm, oja
 from analysis.checks.frequency import FrequencyCheck
 from analysis.checks.oja import OjaCheck
 from discover.io import RunDirError
+from distill.stage import read_timescales
 from plasticity.cli import main
 
 OJA_EQ = "-0.0149*w*y**2 + 0.0141*x*y"
@@ -57,6 +58,8 @@ def make_run(root: Path, name: str, network: str, selected: str, others: tuple[s
         "sympy": texts,
         "latex": [""] * n,
         "selected": [i == n - 1 for i in range(n)],
+        # as distill writes it: the time constants of the traces each equation reads
+        "timescales": [json.dumps(read_timescales(t, timescales)) if timescales else "" for t in texts],
     }).to_csv(d / "equations.csv", index=False)
     pd.DataFrame({
         "rule": ["neural", *(f"eq{i}" for i in range(n))],
@@ -461,6 +464,11 @@ def test_cli_compare_writes_one_table_and_one_figure(tmp_path, capsys):
     assert coef.loc[runs[1].name, "coef[s_pre*tr_post]"] == -1.0
     tex = (out / "runs_comparison.tex").read_text()
     assert tex.count(r"\\") == 4 and r"\begin{tabularx}" in tex  # header + 3 runs
+    # the triplet run's equation with the time constants of the traces it reads
+    assert json.loads(coef.loc[runs[2].name, "timescales"]) == {"tau_pre": 16.8, "tau_post": 33.7,
+                                                                 "tau_post_slow": 114.0}  # not tau_pre_slow
+    assert json.loads(coef.loc[runs[0].name, "timescales"]) == {}  # a rate rule reads no trace
+    assert r"\newline $\tau_\mathrm{pre} = " in tex and r"\tau_\mathrm{post\_slow}" in tex
     assert r"stdp\_\allowbreak{}pair" in tex and r"$\Delta w = - 0.0149 w y^{2} + 0.0141 x y$" in tex
     assert (out / "runs_comparison.png").read_bytes().startswith(b"\x89PNG")
     assert (out / "runs_comparison.pdf").read_bytes().startswith(b"%PDF")

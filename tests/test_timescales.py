@@ -1,9 +1,10 @@
 """An equation of traces is complete only with its time constants (issue 16): the learned
 ones travel from meta-training to ``rule/rule.json``, ``manifest.json``, ``equations.csv``,
-the report's selected-equation block and the LaTeX table."""
+the report's selected-equation block, the LaTeX table and ``plasticity export``."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import pandas as pd
@@ -11,6 +12,7 @@ import pytest
 
 from analysis.sections import selected_section
 from analysis.tables import equations_table
+from discover.equations import parse_equation
 from discover.io import selected_equation
 from plasticity.cli import main
 
@@ -52,3 +54,14 @@ def test_stdp_pair_report_and_table_carry_the_learned_time_constants(tmp_path):
     assert "Trace time constants it was found with: " + ", ".join(f"{k} = {final[k]:.4g} ms" for k in reads) in text
     caption = equations_table(pd.DataFrame([row]).assign(selected=True))
     assert all(rf"\tau_\mathrm{{{k[4:]}}} = " in caption for k in reads) and "~ms" in caption
+    # the export carries the selected equation with the learned time constants of its traces
+    module = tmp_path / "rule_b2.py"
+    assert main(["export", str(out), "--to", "brian2", "--out", str(module)]) == 0
+    spec = importlib.util.spec_from_file_location("rule_b2", module)
+    exported = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(exported)  # imports no brian2 until make_synapses
+    assert parse_equation(exported.EQUATION) == parse_equation(sel["sympy"])
+    reads = json.loads(sel["timescales"])
+    assert set(exported.TIMESCALES_MS) == set(reads)
+    assert all(exported.TIMESCALES_MS[k] == pytest.approx(final[k], rel=1e-4) for k in reads)
+    assert (exported.W_MIN, exported.W_MAX) == (0.0, 1.0)

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
-import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import sympy
+from test_fidelity import reference, song_network
 
 from analysis import export
 from analysis.protocols import _spike_steps, simulate_pairings
@@ -26,7 +25,6 @@ from discover.equations import parse_equation
 from discover.rules import make_symbolic_rule
 from plasticity.cli import main
 
-REPO = Path(__file__).resolve().parents[1]
 # a rule the tool distilled (benchmarks/random_rules.py, spiking open loop, rule 10): weight
 # dependence, a product of traces and a squared trace
 DISTILLED = "0.002989*s_post*tr_pre*w - 0.006896*s_pre*tr_post*tr_pre + 0.006*s_pre*tr_pre**2"
@@ -177,11 +175,7 @@ def song_brian2(mod, seconds: float, neurons: int, seed: int):
 
 
 def reference_song() -> dict:
-    for d in (os.environ.get("PLASTICITY_BRIAN2_REFERENCE", ""), REPO / "shared" / "reference",
-              REPO.parent / "shared" / "reference", REPO / "tests" / "reference"):
-        if d and (Path(d) / "brian2_song2000.json").is_file():
-            return json.loads((Path(d) / "brian2_song2000.json").read_text())
-    pytest.skip("brian2_song2000.json not found")
+    return reference("brian2_song2000.json")
 
 
 def stats(w):
@@ -209,15 +203,10 @@ def test_brian2_export_of_a_distilled_rule_matches_our_simulator_on_song2000(tmp
     import jax
     import jax.numpy as jnp
 
-    from discover.networks import LIFNetwork
-
     mod, rule = exported(tmp_path, DISTILLED)
     P = reference_song()["params"]
     w_b = song_brian2(mod, 10.0, neurons=3, seed=2)
-    net = LIFNetwork(n_pre=P["N"], n_post=1, dt=P["dt_ms"], tau_m=P["taum_ms"], v_rest=P["El_mV"], v_th=P["vt_mV"],
-                     v_reset=P["vr_mV"], t_ref=P["refractory_ms"], synapse="conductance", tau_syn=P["taue_ms"],
-                     E_e=P["Ee_mV"], w_scale=P["gmax"], integration="euler", w_min=0.0, w_max=1.0,
-                     post_mode="closed", v0=P["v_init_mV"])
+    net = song_network(P)  # tests/test_fidelity.py's, which matches Brian2's reference
     params = rule.init(jax.random.key(0))
     threshold = jnp.uint32(round(P["rate_in_hz"] * P["dt_ms"] * 1e-3 * 2**32))
     steps = int(round(10.0e3 / P["dt_ms"]))

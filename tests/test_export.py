@@ -197,13 +197,14 @@ def test_brian2_export_of_pair_stdp_reproduces_song2000_in_brian2(tmp_path):
 
 
 @pytest.mark.slow
-def test_brian2_export_of_a_distilled_rule_matches_our_simulator_on_song2000(tmp_path):
-    """A distilled rule with weight dependence in the Song network: the exported Brian2 model
-    and our simulator give the same final weight distribution after 10 s."""
+@pytest.mark.parametrize("text", [DISTILLED, "stdp_triplet"], ids=["distilled", "stdp_triplet"])
+def test_brian2_export_matches_our_simulator_on_song2000(text, tmp_path):
+    """A distilled rule with weight dependence, and the triplet rule, in the Song network: the
+    exported Brian2 model and our simulator give the same final weight distribution after 10 s."""
     import jax
     import jax.numpy as jnp
 
-    mod, rule = exported(tmp_path, DISTILLED)
+    mod, rule = exported(tmp_path, text)
     P = reference_song()["params"]
     w_b = song_brian2(mod, 10.0, neurons=3, seed=2)
     net = song_network(P)  # tests/test_fidelity.py's, which matches Brian2's reference
@@ -229,7 +230,7 @@ def test_brian2_export_of_a_distilled_rule_matches_our_simulator_on_song2000(tmp
               f"(sd {s_o[k].std():.4f})")
         assert abs(s_b[k].mean() - s_o[k].mean()) < 0.03, k
     # the rule moved the weights from their U(0, 1) start (0.1 below 0.1, 0.1 above 0.9) to the bounds
-    assert s_o["below"].mean() > 0.15 and s_o["above"].mean() > 0.2
+    assert abs(s_o["below"].mean() - 0.1) + abs(s_o["above"].mean() - 0.1) > 0.1
     edges = np.linspace(0, 1, 11)
     h_b = np.mean([np.histogram(x, edges)[0] / x.size for x in w_b], axis=0)
     h_o = np.mean([np.histogram(x, edges)[0] / x.size for x in w_o], axis=0)

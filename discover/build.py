@@ -90,9 +90,15 @@ def build_student(cfg: Config, task, key=None) -> Rule:
     """The learnable rule of ``[rule]``; its input normalization comes from a probe of the task."""
     key = key if key is not None else jax.random.key(cfg.meta.seed + 7)
     cls = RULES.get(cfg.rule.kind)
-    return cls.from_config(cfg.rule, inputs=student_inputs(cfg, task), timescales=_timescales(cfg),
-                           spiking=bool(task.network.spiking),
+    inputs = student_inputs(cfg, task)
+    rule = cls.from_config(cfg.rule, inputs=inputs, timescales=_timescales(cfg), spiking=bool(task.network.spiking),
                            probe=lambda rule: probe_normalization(task, rule, key))
+    if getattr(rule, "event_driven", False) and not getattr(rule, "heads", True):
+        raise ConfigError(f"[rule] inputs = {list(inputs)} has neither s_pre nor s_post, and an event-driven rule "
+                          "(the default in spiking networks) changes w only at the spikes among its inputs, so it "
+                          "would never change a weight; add \"s_pre\", \"s_post\" to [rule] inputs (or set "
+                          "[rule] event_driven = false)")
+    return rule
 
 
 def probe_normalization(task, rule, key, episodes: int = 4):

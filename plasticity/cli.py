@@ -9,6 +9,7 @@ stage writes its files atomically, and meta-training keeps its last good checkpo
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 import os
 import sys
@@ -51,6 +52,8 @@ def load_with_overrides(path: Path, overrides: list[str] | None):
     if not overrides:
         return load_config(path)
     data = read_toml(path)
+    file_data = copy.deepcopy(data)
+    set_keys = set()
     for item in overrides:
         if "=" not in item or "." not in item.split("=", 1)[0]:
             raise ConfigError(f"--set {item!r}: write SECTION.KEY=VALUE, e.g. --set meta.seed=1")
@@ -66,10 +69,68 @@ def load_with_overrides(path: Path, overrides: list[str] | None):
             if not isinstance(node, dict):
                 raise ConfigError(f"--set {item!r}: {sec!r} is not a section")
         node[leaf] = value
+        set_keys.add(key.strip())
+    for note in drop_stale_keys(data, file_data, set_keys):
+        print(f"note: {note}", file=sys.stderr)
     try:
         return config_from_dict(data)
     except ConfigError as e:
         raise ConfigError(f"{path} with --set {' '.join(overrides)}: {e}") from None
+
+
+def drop_stale_keys(data: dict, file_data: dict, set_keys: set[str]) -> list[str]:
+    """After ``--set`` picks another class for a section (``rule.kind=polynomial`` on a config
+    written for an MLP) or another teacher, the file's keys that only the old one had
+    (``hidden``; the old teacher's parameters) are dropped, each named in a note; keys given
+    with ``--set`` are never dropped, so a misspelled one is still an error."""
+    import dataclasses
+
+    from discover.config import SELECTORS, section_class
+
+    notes = []
+    for sec, key in SELECTORS.items():
+        new, old = data.get(sec, {}), file_data.get(sec, {})
+        if f"{sec}.{key}" not in set_keys or not isinstance(new, dict) or new.get(key) == old.get(key):
+            continue
+        try:
+            fields = {f.name for f in dataclasses.fields(section_class(sec, str(new[key])))}
+        except Exception:  # an unknown name: config_from_dict says so, with the choices
+            continue
+        stale = [k for k in old if k in new and k not in fields and f"{sec}.{k}" not in set_keys]
+        for k in stale:
+            del new[k]
+        if stale:
+            notes.append(f"--set {sec}.{key}={new[key]}: dropped [{sec}] {', '.join(stale)} of the config's "
+                         f"{key} = {old.get(key)!r}, which {new[key]!r} does not take")
+    teacher = data.get("task", {}).get("teacher") if isinstance(data.get("task"), dict) else None
+    old_teacher = file_data.get("task", {}).get("teacher", {}) if isinstance(file_data.get("task"), dict) else {}
+    if (isinstance(teacher, dict) and "task.teacher.rule" in set_keys and isinstance(teacher.get("params"), dict)
+            and teacher.get("rule") != old_teacher.get("rule")):
+        used = teacher_parameters(str(teacher.get("rule")), tuple(teacher["params"]))
+        stale = [k for k in old_teacher.get("params", {}) if k in teacher["params"] and k not in used
+                 and f"task.teacher.params.{k}" not in set_keys]
+        for k in stale:
+            del teacher["params"][k]
+        if stale:
+            notes.append(f"--set task.teacher.rule: dropped [task.teacher.params] {', '.join(stale)} of the "
+                         f"config's teacher {old_teacher.get('rule')!r}, which the new teacher does not use")
+    return notes
+
+
+def teacher_parameters(rule: str, names: tuple[str, ...]) -> set[str]:
+    """The parameter names a teacher (canonical name or equation) takes; all of ``names``
+    when the equation does not parse (config_from_dict then says why)."""
+    from discover.equations import EquationError, free_parameters, parse_equation
+    from discover.rules import CANONICAL
+    from discover.rules.base import DEFAULT_TIMESCALES
+
+    if rule in CANONICAL:
+        c = CANONICAL[rule]
+        return {k for k, _ in c.params} | {k for k, _ in c.timescales} | set(DEFAULT_TIMESCALES)
+    try:
+        return set(free_parameters(parse_equation(rule, params=names))) | set(DEFAULT_TIMESCALES)
+    except EquationError:
+        return set(names)
 
 
 def user_errors() -> tuple[type, ...]:

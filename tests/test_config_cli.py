@@ -443,3 +443,30 @@ def test_divergence_message_names_a_checkpoint_that_exists(tmp_path, capsys):
         state = run_dir / "checkpoint" / "state.json"
         assert state.is_file()
         assert json.loads(state.read_text())["step"] == int(m.group(1))
+
+
+def test_set_that_picks_another_class_drops_the_old_ones_keys_with_a_note(capsys):
+    """`--set rule.kind=polynomial` on a config written for an MLP: `hidden` goes, with a note;
+    another teacher equation: the old teacher's parameters go. A key given with --set stays,
+    so its misspelling is still an error."""
+    from plasticity.cli import load_with_overrides, resolve_config
+
+    cfg = load_with_overrides(resolve_config("stdp_open"), ["rule.kind=polynomial", "rule.degree=2"])
+    assert cfg.rule.kind == "polynomial" and cfg.rule.degree == 2
+    err = capsys.readouterr().err
+    assert "dropped [rule] hidden" in err and "'mlp'" in err
+    cfg = load_with_overrides(resolve_config("imitate_oja"), ["task.teacher.rule='0.01*x*y - 0.004*w'"])
+    assert cfg.task.teacher.params == {} and "dropped [task.teacher.params] eta" in capsys.readouterr().err
+    cfg = load_with_overrides(resolve_config("imitate_oja"), ["task.teacher.rule='eta*x*y'"])
+    assert cfg.task.teacher.params == {"eta": 0.01}  # still used: kept
+    with pytest.raises(ConfigError, match="hiddn"):  # given with --set: not dropped, an error
+        load_with_overrides(resolve_config("stdp_open"), ["rule.kind=polynomial", "rule.hiddn=[4]"])
+
+
+def test_event_driven_rule_without_spike_inputs_is_refused_before_training(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["discover", "stdp_open", "--out", str(out), "--quiet", "--set", "rule.kind=polynomial",
+                 "--set", "rule.inputs=['tr_pre','tr_post','w']", "--set", "meta.steps=2"]) == 2
+    err = capsys.readouterr().err
+    assert "neither s_pre nor s_post" in err and "Traceback" not in err
+    assert not (out / "checkpoint").exists()

@@ -47,14 +47,15 @@ import datetime
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import sympy
 
+from discover.rules.base import TRACE_OF, timescales_read
+
 TRACES = ("tr_pre", "tr_post", "tr_pre_slow", "tr_post_slow")
-TRACE_TAU = {"tr_pre": "tau_pre", "tr_post": "tau_post", "tr_pre_slow": "tau_pre_slow",
-             "tr_post_slow": "tau_post_slow"}
+TRACE_TAU = {t: k for k, shaped in TRACE_OF.items() for t in shaped if t in TRACES}  # tr_pre -> tau_pre
 SPIKING_VARIABLES = ("s_pre", "s_post", *TRACES, "v_post", "w", "m")
 TARGETS = ("brian2", "nestml")
 
@@ -73,7 +74,6 @@ class ExportRule:
     w_max: float | None = 1.0
     name: str = "rule"
     source: str = ""
-    notes: tuple[str, ...] = field(default=())
 
 
 @dataclass(frozen=True)
@@ -159,8 +159,8 @@ def from_run_dir(run_dir: str | Path) -> ExportRule:
 
 
 def _used(expr: sympy.Expr, ts: dict[str, float]) -> dict[str, float]:
-    names = {str(s) for s in expr.free_symbols}
-    return {TRACE_TAU[t]: float(ts[TRACE_TAU[t]]) for t in TRACES if t in names}
+    """The time constants (ms, unrounded) of the traces ``expr`` reads."""
+    return {k: float(ts[k]) for k in timescales_read({str(s) for s in expr.free_symbols}, ts)}
 
 
 def from_spec(spec: str, assignments: dict[str, float] | None = None) -> ExportRule:
@@ -193,23 +193,23 @@ def _code(expr: sympy.Expr, renames: dict[str, str]) -> str:
     return sympy.sstr(expr, full_prec=False, order="none")
 
 
-def _clip(expr_code: str, rule: ExportRule, lo="w_min", hi="w_max") -> str:
+def _clip(expr_code: str, rule: ExportRule, base: str = "w") -> str:
     # always clip(): Brian2's numpy target runs ``w = w + x`` in place, which would also
     # change a ``w_step = w`` taken before it (the same array)
-    lo = "-inf" if rule.w_min is None else lo
-    hi = "inf" if rule.w_max is None else hi
-    return f"w = clip(w + ({expr_code}), {lo}, {hi})"
+    lo = "-inf" if rule.w_min is None else "w_min"
+    hi = "inf" if rule.w_max is None else "w_max"
+    return f"w = clip({base} + ({expr_code}), {lo}, {hi})"
 
 
 def _header(rule: ExportRule) -> str:
     from importlib.metadata import PackageNotFoundError, version
 
     try:
-        v = version("plasticity-discovery")
+        package = version("plasticity-discovery")
     except PackageNotFoundError:
-        v = "unknown"
+        package = "unknown"
     taus = ", ".join(f"{k} = {v:g} ms" for k, v in rule.timescales.items()) or "none (no traces)"
-    return (f"exported by plasticity-discovery {v} on {datetime.date.today().isoformat()}\n"
+    return (f"exported by plasticity-discovery {package} on {datetime.date.today().isoformat()}\n"
             f"from {rule.source}\n"
             f"dw = {rule.expr}\n"
             f"trace time constants: {taus}; w in [{rule.w_min}, {rule.w_max}]")
@@ -266,7 +266,7 @@ def brian2_module(rule: ExportRule) -> str:
         undo = {_sym("tr_pre_slow"): _sym("tr_pre_slow") - pre_now, _sym("w"): w_old}
         p = p.xreplace(undo) + pre_now * parts.both.xreplace(undo)
         on_post += ["pre_now = int(t < pre_until - 0.5 * dt)", "w_old = pre_now * w_step + (1 - pre_now) * w",
-                    _clip(_code(p, n), rule).replace("w + (", "w_old + pre_now * q_step + (", 1)]
+                    _clip(_code(p, n), rule, base="w_old + pre_now * q_step")]
     elif not _is_zero(p):
         on_post.append(_clip(_code(p, n), rule))
     if "tr_post" in traces:
@@ -347,9 +347,6 @@ def namespace():
     }}
 
 
-NAMESPACE = None  # filled on first use of make_synapses (importing this module does not import brian2)
-
-
 def make_synapses(source, target, target_var=None, w_scale=1.0, **kwargs):
     """An unconnected ``brian2.Synapses`` from ``source`` to ``target`` running this rule.
 
@@ -362,9 +359,7 @@ def make_synapses(source, target, target_var=None, w_scale=1.0, **kwargs):
     """
     import brian2
 
-    global NAMESPACE
-    NAMESPACE = namespace()
-    ns = dict(NAMESPACE)
+    ns = namespace()  # importing this module does not import brian2
     on_pre = ON_PRE
     if target_var is not None:
         var = target.variables[target_var]

@@ -87,6 +87,12 @@ def drop_stale_keys(data: dict, file_data: dict, set_keys: set[str]) -> list[str
 
     from discover.config import SELECTORS, section_class
 
+    def drop(new: dict, old: dict, keep, prefix: str) -> list[str]:
+        stale = [k for k in old if k in new and not keep(k) and f"{prefix}.{k}" not in set_keys]
+        for k in stale:
+            del new[k]
+        return stale
+
     notes = []
     for sec, key in SELECTORS.items():
         new, old = data.get(sec, {}), file_data.get(sec, {})
@@ -94,11 +100,9 @@ def drop_stale_keys(data: dict, file_data: dict, set_keys: set[str]) -> list[str
             continue
         try:
             fields = {f.name for f in dataclasses.fields(section_class(sec, str(new[key])))}
-        except Exception:  # an unknown name: config_from_dict says so, with the choices
+        except user_errors():  # an unknown name: config_from_dict says so, with the choices
             continue
-        stale = [k for k in old if k in new and k not in fields and f"{sec}.{k}" not in set_keys]
-        for k in stale:
-            del new[k]
+        stale = drop(new, old, fields.__contains__, sec)
         if stale:
             notes.append(f"--set {sec}.{key}={new[key]}: dropped [{sec}] {', '.join(stale)} of the config's "
                          f"{key} = {old.get(key)!r}, which {new[key]!r} does not take")
@@ -107,10 +111,7 @@ def drop_stale_keys(data: dict, file_data: dict, set_keys: set[str]) -> list[str
     if (isinstance(teacher, dict) and "task.teacher.rule" in set_keys and isinstance(teacher.get("params"), dict)
             and teacher.get("rule") != old_teacher.get("rule")):
         used = teacher_parameters(str(teacher.get("rule")), tuple(teacher["params"]))
-        stale = [k for k in old_teacher.get("params", {}) if k in teacher["params"] and k not in used
-                 and f"task.teacher.params.{k}" not in set_keys]
-        for k in stale:
-            del teacher["params"][k]
+        stale = drop(teacher["params"], old_teacher.get("params", {}), used.__contains__, "task.teacher.params")
         if stale:
             notes.append(f"--set task.teacher.rule: dropped [task.teacher.params] {', '.join(stale)} of the "
                          f"config's teacher {old_teacher.get('rule')!r}, which the new teacher does not use")

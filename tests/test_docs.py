@@ -3,6 +3,7 @@ pages hold what the code holds: every command, config, registered name and tutor
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -21,8 +22,7 @@ def test_docs_build_strict_and_generated_pages_are_complete(tmp_path):
     pytest.importorskip("mkdocs")
     site = tmp_path / "site"
     res = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(site)], cwd=REPO,
-                         capture_output=True, text=True, timeout=600, env={**__import__("os").environ,
-                                                                           "NO_MKDOCS_2_WARNING": "1"})
+                         capture_output=True, text=True, timeout=600, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     from discover.registry import META_OPTIMIZERS, NETWORKS, RULES, TASKS
     from distill.backends import BACKENDS

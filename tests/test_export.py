@@ -10,6 +10,7 @@ is compared at that file's 0.03 (weights in units of g_max, fractions of synapse
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import itertools
 from pathlib import Path
@@ -96,13 +97,11 @@ def load_module(path: Path):
 
 
 def exported(tmp_path: Path, text: str, w_min=0.0, w_max=1.0, name="rule"):
-    rule = make_symbolic_rule(text)
-    expr = rule.bound_expr()
-    er = export.ExportRule(expr=expr, timescales=export._used(expr, dict(rule.timescales)), w_min=w_min,
-                           w_max=w_max, name=name, source=text)
+    """The Brian2 module of ``text`` (as `plasticity export` builds it) and our rule of it."""
+    er = dataclasses.replace(export.from_spec(text), w_min=w_min, w_max=w_max, name=name)
     path = tmp_path / f"{name}.py"
     path.write_text(export.brian2_module(er))
-    return load_module(path), rule
+    return load_module(path), make_symbolic_rule(text)
 
 
 # ----------------------------------------------------------------------------- Brian2

@@ -190,18 +190,10 @@ def equation_latex(row: pd.Series, digits: int = 3) -> str:
 
 
 def row_timescales(row: pd.Series) -> dict[str, float]:
-    """``{"tau_pre": 20.0, ...}`` from an ``equations.csv`` row's ``timescales`` (JSON; empty
-    where the column is absent, as in runs distilled before it existed, or blank)."""
-    import json
+    """``{"tau_pre": 20.0, ...}`` of an ``equations.csv`` row (:func:`discover.io.row_timescales`)."""
+    from discover.io import row_timescales as parse
 
-    text = row.get("timescales")
-    if not isinstance(text, str) or not text.strip():
-        return {}
-    try:
-        out = json.loads(text)
-    except ValueError:
-        return {}
-    return {str(k): float(v) for k, v in out.items()} if isinstance(out, dict) else {}
+    return parse(row)
 
 
 def timescales_text(timescales: dict[str, float], latex: bool = False) -> str:

@@ -105,8 +105,14 @@ def _protocol_network(dt: float, network):
 
 
 def simulate_pairings(rule, params, pre_steps, post_steps, dt: float = 0.1, tail_ms: float = 0.0,
-                      network=None) -> np.ndarray:
+                      network=None, engine: str = "auto") -> np.ndarray:
     """Final ``w - 1`` of one synapse per protocol variant, with imposed spike steps.
+
+    An event-driven rule of spikes, traces and ``w`` runs event by event
+    (:mod:`discover.events`: the same numbers, at a cost that scales with the spikes, so
+    60 pairings at 0.1 Hz take as long as at 50 Hz); other rules (they read ``v_post`` or
+    change ``w`` between spikes) step through every time step. ``engine`` forces one:
+    ``"event"`` or ``"clock"``.
 
     Args:
       rule: a rule with the discover interface (``rule(params, local) -> dw``, ``rule.tau``).
@@ -134,6 +140,17 @@ def simulate_pairings(rule, params, pre_steps, post_steps, dt: float = 0.1, tail
     if pre_steps.ndim != 2 or pre_steps.shape != post_steps.shape:
         raise ProtocolError(f"pre_steps and post_steps must be [variants, spikes] arrays of one shape, got "
                          f"{pre_steps.shape} and {post_steps.shape}")
+    if engine not in ("auto", "event", "clock"):
+        raise ProtocolError(f"engine = {engine!r}: use auto, event or clock")
+    from discover.events import event_ready, merge_events, simulate_events
+
+    why = event_ready(rule)
+    if engine == "event" and why:
+        raise ProtocolError(f"{getattr(rule, 'label', 'the rule')} cannot run event by event: {why}")
+    if engine == "event" or (engine == "auto" and why is None):
+        step, a, b = merge_events(pre_steps, post_steps)
+        run = jax.jit(jax.vmap(lambda s, x, y: simulate_events(rule, params, s, x, y, dt=float(dt)).final["W"]))
+        return np.asarray(run(step, a, b)[:, 0, 0] - 1.0, np.float64)
     last = np.maximum(pre_steps.max(axis=1), post_steps.max(axis=1))
     end = (last + int(round(tail_ms / dt))).astype(np.int32)  # last step simulated, per variant
     n_steps = int(end.max()) + 1
@@ -191,7 +208,8 @@ def pairing_protocol(rule, params=None, dt_ms_list: Iterable[float] = range(-100
 
 def frequency_protocol(rule, params=None, freqs_hz: Iterable[float] = (1, 5, 10, 20, 30, 40, 50),
                        lags_ms: Iterable[float] = (10, -10), pairs: int = 60, dt: float = 0.1,
-                       tail_ms: float = 0.0, network=None) -> pd.DataFrame:
+                       tail_ms: float = 0.0, network=None, trains: int = 1,
+                       train_interval_s: float = 10.0) -> pd.DataFrame:
     r"""``dw`` after ``pairs`` pairings at each frequency and lag (Sjöström et al. 2001).
 
     Args:
@@ -199,10 +217,13 @@ def frequency_protocol(rule, params=None, freqs_hz: Iterable[float] = (1, 5, 10,
       params: the rule's parameters (``None``: ``rule.init(jax.random.key(0))``).
       freqs_hz: pairing frequencies (Hz).
       lags_ms: lags ``t_post - t_pre`` (ms), each shorter than every period.
-      pairs: pairings per protocol.
+      pairs: pairings per protocol (per train, with ``trains > 1``).
       dt: simulation step (ms).
       tail_ms: simulated time after the last spike.
       network: optional LIF network whose neuron parameters set ``v_post``.
+      trains: trains of ``pairs`` pairings, one every ``train_interval_s`` seconds
+        (Sjöström et al. 2001 paired 15 trains of 5 at >= 10 Hz, one every 10 s).
+      train_interval_s: seconds from the start of one train to the next.
 
     Returns:
       A DataFrame with columns ``freq_hz``, ``lag_ms``, ``dw``, one row per pair
@@ -220,9 +241,88 @@ def frequency_protocol(rule, params=None, freqs_hz: Iterable[float] = (1, 5, 10,
     combos = [(float(f), float(lag)) for f in freqs_hz for lag in lags_ms]
     if not combos:
         raise ProtocolError("frequency_protocol needs at least one frequency and one lag")
-    pre, post = _spike_steps([c[1] for c in combos], [c[0] for c in combos], pairs, dt)
+    if trains == 1:
+        pre, post = _spike_steps([c[1] for c in combos], [c[0] for c in combos], pairs, dt)
+    else:
+        table = pd.DataFrame({"pre_ms": [(0.0,)] * len(combos), "post_ms": [(c[1],) for c in combos],
+                              "freq_hz": [c[0] for c in combos], "pairs": pairs, "trains": trains,
+                              "train_interval_s": train_interval_s,
+                              "label": [f"{c[1]:+g} ms at {c[0]:g} Hz" for c in combos]})
+        pre, post = _table_steps(table, dt)
     dw = simulate_pairings(rule, params, pre, post, dt=dt, tail_ms=tail_ms, network=network)
     return pd.DataFrame({"freq_hz": [c[0] for c in combos], "lag_ms": [c[1] for c in combos], "dw": dw})
+
+
+def _table_steps(table: pd.DataFrame, dt: float):
+    from discover.experiments import ExperimentError, table_spikes
+
+    try:
+        return table_spikes(table, dt)
+    except ExperimentError as e:
+        raise ProtocolError(str(e)) from None
+
+
+def triplet_protocol(rule, params=None, pairs: int = 60, freq_hz: float = 1.0, dt: float = 0.1,
+                     intervals=None) -> pd.DataFrame:
+    r"""``dw`` after the triplet protocols of Wang et al. 2005 (pre-post-pre and post-pre-post).
+
+    Args:
+      rule: any rule with the discover interface.
+      params: its parameters (``None``: ``rule.init(jax.random.key(0))``).
+      pairs: repetitions of each triplet.
+      freq_hz: repetitions per second.
+      dt: simulation step (ms).
+      intervals: ``[(protocol, t1_ms, t2_ms), ...]`` (see :mod:`discover.experiments`);
+        default: the eight of Wang et al. 2005 (``discover/data/wang2005_triplets.csv``).
+
+    Returns:
+      Columns ``protocol, t1_ms, t2_ms, dw``.
+
+    References:
+      Wang, Gerkin, Nauen & Bi 2005, Nat. Neurosci. 8:187; Pfister & Gerstner 2006, Fig. 6.
+    """
+    from discover.experiments import read_table
+
+    if intervals is None:
+        t = read_table("wang2005")
+        intervals = list(zip(t["protocol"], t["t1_ms"], t["t2_ms"]))
+    rows = pd.DataFrame([{"protocol": p, "t1_ms": float(a), "t2_ms": float(b)} for p, a, b in intervals])
+    from discover.experiments import row_pattern
+
+    pats = [row_pattern(r, f"triplet {i + 1}") for i, r in rows.iterrows()]
+    table = pd.DataFrame({"pre_ms": [p[1] for p in pats], "post_ms": [p[2] for p in pats], "freq_hz": freq_hz,
+                          "pairs": pairs, "trains": 1, "train_interval_s": 10.0,
+                          "label": [f"{r.protocol} ({r.t1_ms:g}, {r.t2_ms:g}) ms" for r in rows.itertuples()]})
+    pre, post = _table_steps(table, dt)
+    rows["dw"] = simulate_pairings(rule, params, pre, post, dt=dt)
+    return rows
+
+
+def data_protocol(rule, params=None, sources=("sjostrom2001",), dt: float = 0.1, default_sem: float = 0.1):
+    r"""A rule run through the experiments of protocol tables, beside the measured changes.
+
+    Args:
+      rule, params: the rule and its parameters (``None``: ``rule.init(jax.random.key(0))``).
+      sources: built-in data sets or CSV paths (:mod:`discover.experiments`).
+      dt: simulation step (ms).
+      default_sem: the SEM of rows without one.
+
+    Returns:
+      ``(table, E)``: the experiments with ``dw`` (measured), ``sem``, ``dw_model``, and
+      ``E = mean(((dw_model - dw) / sem)**2)`` (Pfister & Gerstner 2006's error).
+    """
+    from discover.experiments import ExperimentError, read_tables
+
+    try:
+        table = read_tables(list(sources))
+    except ExperimentError as e:
+        raise ProtocolError(str(e)) from None
+    pre, post = _table_steps(table, dt)
+    table["dw_model"] = simulate_pairings(rule, params, pre, post, dt=dt)
+    sigma = table["sem"].where(np.isfinite(table["sem"]), default_sem)
+    error = float(np.mean(((table["dw_model"] - table["dw"]) / sigma) ** 2))
+    keep = ["dataset", "label", "dw", "sem", "dw_model"]
+    return table[keep], error
 
 
 # ----------------------------------------------------------------------------- figures
@@ -314,6 +414,46 @@ def frequency_figure(df: pd.DataFrame, label: str | None = None, title: str = "P
     return fig
 
 
+def _labelled_points(ax, labels, ys, **kw):
+    x = np.arange(len(labels))
+    ax.plot(x, ys, linestyle="none", **kw)
+    ax.set_xticks(x, labels, rotation=60, ha="right", fontsize="small")
+
+
+def triplet_figure(df: pd.DataFrame, label: str | None = None, title: str = "Triplet protocols") -> Figure:
+    """``dw`` of each triplet protocol (:func:`triplet_protocol` output)."""
+    with matplotlib.rc_context(style.RC):
+        fig = Figure(figsize=(style.FIGSIZE[0] * 1.4, style.FIGSIZE[1] * 1.2), layout="constrained")
+        ax = fig.add_subplot()
+        ax.axhline(0.0, color="0.6", linewidth=0.6)
+        labels = [f"{p.replace('_', '-')} ({a:g}, {b:g})" for p, a, b in zip(df["protocol"], df["t1_ms"], df["t2_ms"])]
+        _labelled_points(ax, labels, df["dw"].to_numpy(float), marker="o", color=style.CYCLE[0], label=label)
+        ax.set_ylabel(DW_LABEL)
+        ax.set_title(title)
+        if label:
+            ax.legend()
+    return fig
+
+
+def data_figure(df: pd.DataFrame, label: str | None = None, title: str = "Measured and simulated") -> Figure:
+    """The measured ``dw`` (with SEM) and a rule's ``dw_model`` per experiment
+    (:func:`data_protocol` output)."""
+    with matplotlib.rc_context(style.RC):
+        fig = Figure(figsize=(style.FIGSIZE[0] * 1.4, style.FIGSIZE[1] * 1.2), layout="constrained")
+        ax = fig.add_subplot()
+        ax.axhline(0.0, color="0.6", linewidth=0.6)
+        x = np.arange(len(df))
+        sem = df["sem"].to_numpy(float)
+        ax.errorbar(x, df["dw"].to_numpy(float), yerr=np.where(np.isfinite(sem), sem, 0.0), fmt="o", color="0.2",
+                    capsize=2, label="data")
+        _labelled_points(ax, list(df["label"]), df["dw_model"].to_numpy(float), marker="s", color=style.CYCLE[0],
+                         label=label or "rule")
+        ax.set_ylabel(DW_LABEL)
+        ax.set_title(title)
+        ax.legend()
+    return fig
+
+
 def analytic_pair_window(dt_ms, A_plus: float = 0.01, A_minus: float = 0.0105, tau_plus: float = 20.0,
                          tau_minus: float = 20.0) -> np.ndarray:
     """The single-pairing window of all-to-all pair STDP (Song, Miller & Abbott 2000, Eq. 1).
@@ -325,6 +465,7 @@ def analytic_pair_window(dt_ms, A_plus: float = 0.01, A_minus: float = 0.0105, t
     return np.where(d >= 0, A_plus * np.exp(-np.abs(d) / tau_plus), -A_minus * np.exp(-np.abs(d) / tau_minus))
 
 
-__all__ = ["pairing_protocol", "frequency_protocol", "simulate_pairings", "window_figure", "frequency_figure",
-           "analytic_pair_window", "WINDOW_XLABEL", "DW_LABEL"]
+__all__ = ["pairing_protocol", "frequency_protocol", "triplet_protocol", "data_protocol", "simulate_pairings",
+           "window_figure", "frequency_figure", "triplet_figure", "data_figure", "analytic_pair_window",
+           "WINDOW_XLABEL", "DW_LABEL"]
 

@@ -48,7 +48,7 @@ def main():
             lines.append(f"| {opt} | not refitted | | | {sec:.0f} |")
             rows.append({"optimizer": opt, "refitted": False, "cpu_s": sec})
         else:
-            _, cis, loss = out
+            _, cis, loss, _ = out
             cells = [f"{v:.4g} [{lo:.4g}, {hi:.4g}]" for v, lo, hi in (cis[k] for k in TRUE)]
             lines.append(f"| {opt} | {cells[0]} | {cells[1]} | {loss:.3g} | {sec:.0f} |")
             rows.append({"optimizer": opt, "refitted": True, "cpu_s": sec, "loss": loss, "intervals": cis})

@@ -91,8 +91,22 @@ class RuleConfig(Section):
 
     kind: str = "mlp"
     inputs: list[str] | None = None  # default: by network kind (and the task's, e.g. a teacher's)
-    learn_timescales: bool = False
+    learn_timescales: bool | list[str] = False  # true: all the rule reads; or names, e.g. ["tau_post_slow"]
     timescales: dict[str, float] = field(default_factory=dict)
+    traces: str = "all_to_all"  # "nearest": a spike sets its traces to 1 (nearest-spike interactions)
+
+    choices: ClassVar[dict[str, tuple]] = {"traces": ("all_to_all", "nearest")}
+
+    def check(self, cfg):
+        if isinstance(self.learn_timescales, list):
+            from .rules.base import DEFAULT_TIMESCALES
+            from .suggest import did_you_mean
+
+            bad = [k for k in self.learn_timescales if k not in DEFAULT_TIMESCALES]
+            if bad:
+                raise ConfigError(f"[rule] learn_timescales names {bad[0]!r}, which is not a trace time constant; "
+                                  f"choose from {', '.join(DEFAULT_TIMESCALES)}."
+                                  + did_you_mean(bad[0], DEFAULT_TIMESCALES))
 
 
 @dataclass(frozen=True)
@@ -107,6 +121,7 @@ class MetaConfig(Section):
     val_episodes: int = 32
     eval_every: int = 25
     dw_penalty: float = 0.0  # weight of mean(dw**2)/output_scale**2 in the meta-loss (parsimony)
+    l1_penalty: float = 0.0  # weight of sum(|rule parameters|) in the meta-loss (lasso: few terms)
     save_every: int = 50  # meta-steps between resumable checkpoints
     # more steps while the validation loss still falls (discover.meta.planned_end): after
     # `steps`, blocks of `extend_by` steps (0 = steps // 2) follow one another, up to
@@ -119,8 +134,8 @@ class MetaConfig(Section):
     extend_until: float = 0.0
 
     positive: ClassVar[tuple[str, ...]] = ("steps", "batch", "val_episodes", "eval_every", "save_every")
-    nonnegative: ClassVar[tuple[str, ...]] = ("seed", "train_episodes", "dw_penalty", "max_steps", "extend_by",
-                                              "extend_min_gain", "extend_until")
+    nonnegative: ClassVar[tuple[str, ...]] = ("seed", "train_episodes", "dw_penalty", "l1_penalty", "max_steps",
+                                              "extend_by", "extend_min_gain", "extend_until")
 
     def check(self, cfg):
         if self.max_steps and self.max_steps < self.steps:
@@ -157,10 +172,11 @@ class DistillConfig(Section):
     refine_optimizer: str = "auto"  # auto (cma_es when [meta] optimizer is an ES, else adam) | adam | cma_es
     refine_sigma: float = 0.1  # cma_es refit: initial search s.d., relative to each coefficient
     refine_population: int = 16  # cma_es refit: members per generation
+    refine_timescales: bool = False  # refit the learned time constants an equation reads with its coefficients
     seed: int = 1
 
     choices: ClassVar[dict[str, tuple]] = {
-        "policy": ("accuracy", "score", "best", "verified"), "refine_optimizer": ("auto", "adam", "cma_es")}
+        "policy": ("accuracy", "score", "best", "verified", "aic"), "refine_optimizer": ("auto", "adam", "cma_es")}
     positive: ClassVar[tuple[str, ...]] = ("refine_sigma", "samples", "episodes", "max_complexity", "max_degree",
                                            "refine_episodes")
     nonnegative: ClassVar[tuple[str, ...]] = ("bootstrap", "refine_steps", "verified_tolerance", "seed")
@@ -234,8 +250,16 @@ def _coerce(value, tp, path):
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        inner = [a for a in args if a is not type(None)][0]
-        return _coerce(value, inner, path)
+        inner = [a for a in args if a is not type(None)]
+        if len(inner) == 1:
+            return _coerce(value, inner[0], path)
+        errors = []
+        for a in inner:  # e.g. bool | list[str]: the first type the value is
+            try:
+                return _coerce(value, a, path)
+            except ConfigError as e:
+                errors.append(e.args[0].split(" must be ", 1)[-1].split(", not ")[0])
+        raise ConfigError(f"{_where(path)} must be {' or '.join(errors)}, not {value!r}")
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"{_where(path)} must be a table ([{'.'.join(path)}]), not {value!r}")

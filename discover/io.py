@@ -330,6 +330,19 @@ def selected_id(run_dir: str | Path) -> str | None:
     return None
 
 
+def row_timescales(row) -> dict[str, float]:
+    """``{"tau_pre": 20.0, ...}`` from an ``equations.csv`` row's ``timescales`` (JSON; empty
+    where the column is absent, as in runs distilled before it existed, or blank)."""
+    text = row.get("timescales")
+    if not isinstance(text, str) or not text.strip():
+        return {}
+    try:
+        out = json.loads(text)
+    except ValueError:
+        return {}
+    return {str(k): float(v) for k, v in out.items()} if isinstance(out, dict) else {}
+
+
 def selected_equation(run_dir: str | Path, equations=None):
     """The row of ``equations.csv`` (a pandas Series) of the selected equation, or ``None``.
 

@@ -84,11 +84,11 @@ def meta_train(task, rule, meta: MetaConfig, run_dir: str | Path | None = None, 
     if progress and opt.sharding is not None:
         print(f"meta-training: the {opt.what} is sharded over {jax.device_count()} devices", file=sys.stderr)
 
-    pool = task.sample(k_train, meta.train_episodes) if meta.train_episodes else None
+    pool = task.training_sample(k_train, meta.train_episodes) if meta.train_episodes else None
 
     def draw(step):
         if pool is None:  # fresh episodes every step
-            return task.sample(jax.random.fold_in(k_train, step), meta.batch)
+            return task.training_sample(jax.random.fold_in(k_train, step), meta.batch)
         if meta.batch >= meta.train_episodes:  # full batch: a deterministic objective
             return pool
         idx = jax.random.choice(jax.random.fold_in(k_train, step), meta.train_episodes, (meta.batch,), replace=False)

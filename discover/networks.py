@@ -175,7 +175,8 @@ class LIFNetwork(Network):
     rule sees ``tr_pre`` after this step's presynaptic spike was added and ``tr_post``
     before this step's postsynaptic spike is added (the presynaptic pathway runs first,
     so a pre and post spike in the same step potentiate: ``dt = 0`` gives ``+A_plus``),
-    and slow traces before their own spike's increment (Pfister & Gerstner 2006).
+    and slow traces before their own spike's increment (Pfister & Gerstner 2006); a rule with
+    ``traces = "nearest"`` has each spike set its traces to 1 instead of adding 1.
 
     ``post_mode = "given"`` takes postsynaptic spikes from the inputs (open loop);
     ``"closed"`` generates them from the membrane, with a surrogate gradient.
@@ -267,7 +268,13 @@ class LIFNetwork(Network):
         if not self.feedback_gradient:
             s_post = jax.lax.stop_gradient(s_post)
         decay = {k: jnp.exp(-self.dt / tau[k]) for k in ("tau_pre", "tau_post", "tau_pre_slow", "tau_post_slow")}
-        tr_pre = state["tr_pre"] * decay["tau_pre"] + s_pre
+        if getattr(rule, "traces", "all_to_all") == "nearest":  # a spike sets its traces to 1
+            def add(tr, s):
+                return tr * (1.0 - s) + s
+        else:
+            def add(tr, s):
+                return tr + s
+        tr_pre = add(state["tr_pre"] * decay["tau_pre"], s_pre)
         tr_post = state["tr_post"] * decay["tau_post"]
         tr_pre_slow = state["tr_pre_slow"] * decay["tau_pre_slow"]
         tr_post_slow = state["tr_post_slow"] * decay["tau_post_slow"]
@@ -290,7 +297,7 @@ class LIFNetwork(Network):
         ref = jnp.where(s_post > 0, float(n_ref), jnp.maximum(state["ref"] - 1.0, 0.0))
         new = {
             "W": W_new, "v": v, "g": g, "ref": ref,
-            "tr_pre": tr_pre, "tr_post": tr_post + s_post,
-            "tr_pre_slow": tr_pre_slow + s_pre, "tr_post_slow": tr_post_slow + s_post,
+            "tr_pre": tr_pre, "tr_post": add(tr_post, s_post),
+            "tr_pre_slow": add(tr_pre_slow, s_pre), "tr_post_slow": add(tr_post_slow, s_post),
         }
         return new, local

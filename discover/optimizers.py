@@ -27,8 +27,9 @@ from .sharding import batch_sharding, constrain
 
 
 def batch_loss(task, rule, dw_penalty: float = 0.0, dw_scale: float = 1.0, chunk=None, truncate=False,
-               stats: bool = False):
-    """Mean meta-loss over a batch, plus ``dw_penalty * mean(dw**2) / dw_scale**2``.
+               stats: bool = False, l1_penalty: float = 0.0):
+    """Mean meta-loss over a batch, plus ``dw_penalty * mean(dw**2) / dw_scale**2`` and
+    ``l1_penalty * sum(|core parameters|)``.
 
     The mean runs over the batch's valid episodes (``episode["valid"]``, e.g. those whose
     teacher stayed bounded); an episode whose weights diverged counts ``task.diverged_loss``
@@ -40,6 +41,10 @@ def batch_loss(task, rule, dw_penalty: float = 0.0, dw_scale: float = 1.0, chunk
     (e.g. zero-mean terms that only add noise to the weights) cost energy and are driven
     out, which makes the learned rule identifiable. It does not change which terms are
     needed, nor their ratios, only their overall scale.
+
+    The L1 penalty is the lasso of the rule's own parameters (a polynomial's normalized
+    coefficients: Shervani-Tabar & Rosenbaum 2023's term pool with L1): where the data are
+    few (ten measured protocols, ``fit_protocols``) it keeps only the terms the data need.
     """
     def f(params, episodes):
         loss, energy, diverged = jax.vmap(
@@ -50,6 +55,8 @@ def batch_loss(task, rule, dw_penalty: float = 0.0, dw_scale: float = 1.0, chunk
         out = jnp.sum(jnp.where(valid, loss, 0.0)) / den
         if dw_penalty:
             out = out + dw_penalty * jnp.sum(jnp.where(valid & ~diverged, energy, 0.0)) / den / dw_scale**2
+        if l1_penalty:
+            out = out + l1_penalty * sum(jnp.sum(jnp.abs(a)) for a in jax.tree_util.tree_leaves(params["core"]))
         if stats:
             return out, jnp.sum(valid & diverged), n
         return out
@@ -131,7 +138,7 @@ class GradientDescent:
         self.tx = make_optimizer(config)
         every = config.truncate_every or config.checkpoint_every
         self.loss = batch_loss(task, rule, config.dw_penalty, getattr(rule, "output_scale", 1.0),
-                               chunk=every or None, truncate=bool(config.truncate_every))
+                               chunk=every or None, truncate=bool(config.truncate_every), l1_penalty=config.l1_penalty)
         self.sharding = batch_sharding(config.batch, "[meta] batch")
         self.what = f"meta-batch of {config.batch} episodes"
 
@@ -182,8 +189,8 @@ def searched(params, rule):
     learns them, the log time constants of the traces it reads; :func:`merge` puts a
     member back together (the other time constants keep their values)."""
     out = {"core": params["core"]}
-    if rule.learn_timescales and rule.used_timescales:
-        out["log_tau"] = {k: params["log_tau"][k] for k in rule.used_timescales}
+    if rule.learned_timescales:
+        out["log_tau"] = {k: params["log_tau"][k] for k in rule.learned_timescales}
     return out
 
 
@@ -209,7 +216,8 @@ class EvolutionStrategy:
 
     def __init__(self, config: ESConfig, task, rule):
         self.config, self.rule = config, rule
-        self.loss = batch_loss(task, rule, config.dw_penalty, getattr(rule, "output_scale", 1.0))
+        self.loss = batch_loss(task, rule, config.dw_penalty, getattr(rule, "output_scale", 1.0),
+                               l1_penalty=config.l1_penalty)
         self.sharding = batch_sharding(config.population, "[meta] population")
         self.what = f"population of {config.population}"
 

@@ -106,3 +106,27 @@ def pareto_front(
             "coefficients": json.dumps(coeffs),
         })
     return pd.DataFrame.from_records(records, columns=COLUMNS)
+
+
+def extra_rows(front: pd.DataFrame, exprs: Sequence[sympy.Expr], X: np.ndarray, y: np.ndarray,
+               names: Sequence[str], backend: str) -> pd.DataFrame:
+    """``front`` with rows for ``exprs`` appended as they are (not polished against ``y``:
+    they were fitted to something else, e.g. a task's data), scored on ``(X, y)`` for
+    reference, duplicates of existing term sets left out, ids continuing, sorted by
+    complexity. Such rows need not be on the Pareto front of ``(X, y)``."""
+    seen = {frozenset(str(t) for t in terms(parse)) for parse in
+            (sympy.sympify(e, locals={n: sympy.Symbol(n, real=True) for n in names}) for e in front["sympy"])}
+    records, next_id = [], int(front["id"].max()) + 1 if len(front) else 0
+    for expr in exprs:
+        key = frozenset(str(t) for t in terms(expr))
+        if key in seen:
+            continue
+        seen.add(key)
+        loss = weighted_mse(evaluate(expr, np.asarray(X, np.float64), names), np.asarray(y, np.float64))
+        records.append({"id": next_id, "backend": backend, "complexity": complexity(expr), "loss": loss,
+                        "score": 0.0, "equation": format_equation(expr), "sympy": str(expr),
+                        "latex": latex_equation(expr),
+                        "coefficients": json.dumps({str(k): v for k, v in terms(expr).items()})})
+        next_id += 1
+    out = pd.concat([front, pd.DataFrame.from_records(records, columns=COLUMNS)], ignore_index=True)
+    return out.sort_values(["complexity", "id"], kind="stable").reset_index(drop=True)

@@ -46,7 +46,8 @@ REFINE_OPTIMIZERS = ("adam", "cma_es")
 
 def refine(task, expr: sympy.Expr, timescales: dict, *, steps: int = 300, learning_rate: float = 0.02,
            episodes: int = 16, seed: int = 0, level: float = 0.95, optimizer: str = "adam",
-           sigma: float = 0.1, population: int = 16, span: float = 0.5):
+           sigma: float = 0.1, population: int = 16, span: float = 0.5, traces: str = "all_to_all",
+           refit_timescales=()):
     """Meta-train the coefficients of ``expr`` (term set fixed) on ``task``.
 
     Args:
@@ -61,10 +62,15 @@ def refine(task, expr: sympy.Expr, timescales: dict, *, steps: int = 300, learni
       optimizer: ``"adam"`` (gradients through the simulator) or ``"cma_es"`` (``steps``
         generations of ``population`` members, initial step ``sigma`` in relative units).
       span: the CMA-ES intervals search up to this relative change of each coefficient.
+      traces: the trace mode the equation runs with (the neural rule's).
+      refit_timescales: time constants refitted with the coefficients (in log space), those
+        of them the equation's traces use (``[distill] refine_timescales``: the ones the
+        neural rule learned); the others keep ``timescales``.
 
     Returns:
-      ``(refined_expr, {str(term): (value, ci_low, ci_high)}, final_loss)``, or ``None``
-      when the refit diverged (the regression coefficients are then kept).
+      ``(refined_expr, {str(term): (value, ci_low, ci_high)}, final_loss, timescales)``
+      (``timescales``: the equation's, refitted where asked), or ``None`` when the refit
+      diverged (the regression coefficients are then kept).
     """
     parts = terms(expr)
     if not parts:
@@ -73,12 +79,22 @@ def refine(task, expr: sympy.Expr, timescales: dict, *, steps: int = 300, learni
     scale = np.array([parts[b] for b in basis], np.float64)
     us = [sympy.Symbol(f"u{k}", real=True) for k in range(len(basis))]
     template = sympy.Add(*[sympy.Float(s) * u * b for s, u, b in zip(scale, us, basis)])
-    rule = SymbolicRule.from_expr(template, {u.name: 1.0 for u in us}, timescales=timescales, label="refine")
+    from discover.rules.base import timescales_read
+
+    read = timescales_read({v.name for v in expr.free_symbols}, timescales)
+    refit = tuple(k for k in refit_timescales if k in read)
+    rule = SymbolicRule.from_expr(template, {u.name: 1.0 for u in us}, timescales=timescales, label="refine",
+                                  traces=traces, learn_timescales=refit or False)
     params = rule.init(jax.random.key(0))
-    pool = task.keep_valid(task.sample(jax.random.key(50_000 + seed), episodes))
+    pool = task.keep_valid(task.training_sample(jax.random.key(50_000 + seed), episodes))
+    start = {**params["core"], **{f"log_{k}": params["log_tau"][k] for k in refit}}
+
+    def full(core):
+        return {"core": {u.name: core[u.name] for u in us},
+                "log_tau": {**params["log_tau"], **{k: core[f"log_{k}"] for k in refit}}}
 
     def per_episode(core):
-        p = {**params, "core": core}
+        p = full(core)
         return jax.vmap(lambda e: task.episode_loss(rule, p, e)[0])(pool)
 
     def mean_loss(core):
@@ -88,8 +104,8 @@ def refine(task, expr: sympy.Expr, timescales: dict, *, steps: int = 300, learni
         raise ValueError(f"unknown refit optimizer {optimizer!r}; choose one of {', '.join(REFINE_OPTIMIZERS)}")
     names = [x.name for x in us]
     evolve = optimizer == "cma_es"
-    core = (_evolve(mean_loss, params["core"], steps, sigma, population, seed) if evolve
-            else _descend(mean_loss, params["core"], steps, learning_rate))
+    core = (_evolve(mean_loss, start, steps, sigma, population, seed) if evolve
+            else _descend(mean_loss, start, steps, learning_rate))
     if core is None:
         return None
     final = float(mean_loss(core))
@@ -99,12 +115,14 @@ def refine(task, expr: sympy.Expr, timescales: dict, *, steps: int = 300, learni
         ulo, uhi = _indistinguishable(per_episode, core, names, level, span)
     else:
         z = float(jax.scipy.stats.norm.ppf(0.5 + level / 2))
-        se = _sandwich_se(per_episode, mean_loss, core, names)
+        se = _sandwich_se(per_episode, mean_loss, core, names + [f"log_{k}" for k in refit])[:len(names)]
         ulo, uhi = u - z * se, u + z * se
     a, b = scale * ulo, scale * uhi
     refined = sympy.Add(*[sympy.Float(v) * t for v, t in zip(value, basis)])
     cis = {str(t): (float(v), float(min(x, y)), float(max(x, y))) for t, v, x, y in zip(basis, value, a, b)}
-    return refined, cis, final
+    taus = {k: float(v) for k, v in timescales.items() if k in read}
+    taus.update({k: float(np.exp(float(core[f"log_{k}"]))) for k in refit})
+    return refined, cis, final, taus
 
 
 def _descend(mean_loss, core, steps, learning_rate):
@@ -171,7 +189,7 @@ def _indistinguishable(per_episode, core, names, level, span=0.5, points=25):
     u0 = np.array([float(core[n]) for n in names])
     deltas = np.linspace(-span, span, 2 * points + 1)
     pts = u0[None, None, :] + deltas[None, :, None] * np.eye(k)[:, None, :]  # [k, grid, k]
-    L = np.asarray(jax.vmap(lambda v: per_episode({n: v[i] for i, n in enumerate(names)}))(
+    L = np.asarray(jax.vmap(lambda v: per_episode({**core, **{n: v[i] for i, n in enumerate(names)}}))(
         jnp.asarray(pts.reshape(-1, k), jnp.float32)), np.float64).reshape(k, len(deltas), -1)
     excess = L - L[:, points][:, None, :]
     n = excess.shape[-1]
@@ -201,7 +219,7 @@ def _sandwich(H, G):
 
 def _sandwich_se(per_episode, mean_loss, core, names):
     def flat(fn):
-        return lambda vec: fn({n: vec[i] for i, n in enumerate(names)})
+        return lambda vec: fn({**core, **{n: vec[i] for i, n in enumerate(names)}})
 
     vec = jnp.asarray([core[n] for n in names])
     H = np.asarray(jax.hessian(flat(mean_loss))(vec), np.float64)

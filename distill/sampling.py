@@ -45,10 +45,13 @@ def visited_samples(task, rule, params, key, episodes: int, samples: int, event_
         cols = [np.asarray(locs[n][e], np.float64).reshape(-1) for n in names]
         M = np.stack(cols, axis=-1)
         spikes = [i for i, n in enumerate(names) if n in ("s_pre", "s_post")]
-        if spikes and event_fraction > 0:
+        if spikes and (event_fraction > 0 or not task.between_spikes):
             is_event = M[:, spikes].max(axis=1) > 0.5
             ev, quiet = np.flatnonzero(is_event), np.flatnonzero(~is_event)
-            n_ev = min(len(ev), int(round(per * event_fraction)))
+            share = 1.0 if not task.between_spikes else event_fraction  # events only: the rest is padding
+            if not task.between_spikes:
+                quiet = quiet[:0]
+            n_ev = min(len(ev), int(round(per * share)))
             pick = np.concatenate([rng.choice(ev, n_ev, replace=False) if n_ev else np.empty(0, int),
                                    rng.choice(quiet, min(len(quiet), per - n_ev), replace=False)])
         else:

@@ -62,6 +62,13 @@ def check_config(cfg: Config, backend: str | None = None) -> None:
     if bad:
         raise ConfigError(f"[distill.backend_options] {bad[0]!r} is not an option of the {name} backend; its "
                           f"options are: {', '.join(fields) or '(none)'}")
+    if cfg.distill.policy == "aic":
+        from discover.registry import TASKS
+        from discover.tasks.base import Task
+
+        if TASKS.get(cfg.task.name).chi_square is Task.chi_square:
+            raise ConfigError(f"[distill] policy = \"aic\" needs a meta-loss in units of measurement errors, which "
+                              f"task {cfg.task.name} does not have (fit_protocols has); use policy = \"verified\"")
     unknown = [c for c in cfg.verify.canonical or () if c not in CANONICAL]
     if unknown:
         raise ConfigError(f"[verify] canonical names {unknown[0]!r}, which is not a canonical rule; choose from "
@@ -126,7 +133,7 @@ def refit_optimizer(cfg: Config) -> str:
 
 
 def refine_front(front: pd.DataFrame, task, names, timescales: dict, d, progress: bool,
-                 optimizer: str = "adam") -> pd.DataFrame:
+                 optimizer: str = "adam", traces: str = "all_to_all", refit_timescales=()) -> pd.DataFrame:
     """Refit every row's coefficients on the task (:mod:`distill.refine`).
 
     ``equation``, ``sympy`` and ``latex`` then show the refitted equation; each term in
@@ -135,16 +142,20 @@ def refine_front(front: pd.DataFrame, task, names, timescales: dict, d, progress
     for Adam; for CMA-ES, the values the episodes cannot tell from the optimum).
     ``refit_loss`` is the task's meta-loss of the refitted equation (training pool).
     ``optimizer``: ``"adam"`` or ``"cma_es"`` (:func:`distill.refine.refine`).
+    ``refit_timescales``: time constants refitted with the coefficients where the row's
+    equation reads them; the row's ``timescales`` then holds its own refitted values.
     """
     from .refine import refine
     from .simplify import format_equation, latex_equation
 
     front = front.copy()
     front["refit_loss"] = np.nan
+    front["timescales"] = [json.dumps(read_timescales(e, timescales)) for e in front["sympy"]]
     for i, row in front.iterrows():
         expr = parse_equation(row["sympy"], variables=names)
         out = refine(task, expr, timescales, steps=d.refine_steps, episodes=d.refine_episodes, seed=d.seed,
-                     optimizer=optimizer, sigma=d.refine_sigma, population=d.refine_population)
+                     optimizer=optimizer, sigma=d.refine_sigma, population=d.refine_population, traces=traces,
+                     refit_timescales=refit_timescales)
         if out is None:
             if progress:
                 hint = ("; through a closed spiking loop, try [distill] refine_optimizer = \"cma_es\""
@@ -152,7 +163,7 @@ def refine_front(front: pd.DataFrame, task, names, timescales: dict, d, progress
                 print(f"distill: eq{row['id']} could not be refitted (it diverges or is not a sum of terms); "
                       f"keeping the regression coefficients{hint}", flush=True)
             continue
-        refined, cis, loss = out
+        refined, cis, loss, taus = out
         old = json.loads(row["coefficients"]) if isinstance(row["coefficients"], str) else {}
         coefs = {}
         for term, (v, lo, hi) in cis.items():
@@ -165,9 +176,12 @@ def refine_front(front: pd.DataFrame, task, names, timescales: dict, d, progress
         front.at[i, "latex"] = latex_equation(refined)
         front.at[i, "coefficients"] = json.dumps(coefs)
         front.at[i, "refit_loss"] = loss
+        front.at[i, "timescales"] = json.dumps({k: round(v, 4) for k, v in taus.items()})
         if progress:
-            print(f"distill: eq{row['id']} refitted on the task: dw = {front.at[i, 'equation']} "
-                  f"(meta-loss {loss:.4g})", flush=True)
+            refit = {k: round(taus[k], 2) for k in refit_timescales if k in taus}
+            print(f"distill: eq{row['id']} refitted on the task: dw = {front.at[i, 'equation']}"
+                  + (f" with {', '.join(f'{k} = {v:g} ms' for k, v in refit.items())}" if refit else "")
+                  + f" (meta-loss {loss:.4g})", flush=True)
     return front
 
 
@@ -188,6 +202,13 @@ def run(cfg: Config | None, run_dir: str | Path, backend: str | None = None, pro
         print(f"distill: {len(dw)} samples of {', '.join(names)} from {d.episodes} held-out episodes; "
               f"fitting with the {engine.name} backend", flush=True)
     cands = engine.fit(X, dw, names, max_complexity=d.max_complexity, max_degree=d.max_degree, seed=d.seed)
+    if not task.between_spikes:  # samples at spike events only: every term acts at a spike
+        from .backends.events import at_spikes
+        from .simplify import complexity
+
+        for c in cands:
+            c.expr = at_spikes(c.expr, names)
+            c.complexity = complexity(c.expr)
     from .front import pareto_front
 
     front = pareto_front(cands, X, dw, names)
@@ -195,12 +216,21 @@ def run(cfg: Config | None, run_dir: str | Path, backend: str | None = None, pro
         raise DistillError(f"the {engine.name} backend found no finite equation for the neural rule; "
                            "try another backend (--backend operon) or more samples ([distill] samples)")
     front = front[front["complexity"] <= d.max_complexity].reset_index(drop=True)
+    extra = task.data_candidates(rule, params, names, d.max_degree)
+    if extra:
+        from .front import extra_rows
+
+        front = extra_rows(front, extra, X, dw, names, backend="data")
+        if progress:
+            print(f"distill: {len(extra)} term sets fitted to the task's data directly join the front", flush=True)
     front = add_intervals(front, names, X, dw, groups, d.bootstrap, d.seed)
     timescales = {k: float(v) for k, v in rule.tau(params).items()}  # the learned ones, where learned
     if d.refine_steps > 0:
-        front = refine_front(front, task, names, timescales, d, progress, refit_optimizer(cfg))
-    front["timescales"] = [json.dumps(read_timescales(e, timescales)) for e in front["sympy"]]
-    policy = "best" if d.policy == "verified" else d.policy
+        refit = rule.learned_timescales if d.refine_timescales else ()
+        front = refine_front(front, task, names, timescales, d, progress, refit_optimizer(cfg), rule.traces, refit)
+    else:
+        front["timescales"] = [json.dumps(read_timescales(e, timescales)) for e in front["sympy"]]
+    policy = "best" if d.policy in ("verified", "aic") else d.policy  # those pick in verification
     front["selected"] = False
     front.loc[select(front, policy), "selected"] = True
     fit = manifest.get("fit")
@@ -218,6 +248,14 @@ def read_timescales(equation: str, timescales: dict[str, float]) -> dict[str, fl
 
     used = {str(v) for v in parse_equation(equation).free_symbols}
     return {k: round(timescales[k], 4) for k in timescales_read(used, timescales)}
+
+
+def run_timescales(row, timescales: dict[str, float]) -> dict[str, float]:
+    """The time constants an ``equations.csv`` row runs with: ``timescales`` (the neural
+    rule's) with the row's own (refitted) values over them."""
+    from discover.io import row_timescales
+
+    return {**timescales, **row_timescales(row)}
 
 
 def load_equations(run_dir: str | Path) -> pd.DataFrame:

@@ -30,7 +30,7 @@ from discover.rules import CANONICAL, SymbolicRule, canonical_rule
 from discover.tasks.base import Task
 
 from .simplify import format_equation
-from .stage import load_equations, load_run_config
+from .stage import load_equations, load_run_config, run_timescales
 
 COLUMNS = ["rule", "kind", "equation", "objective_mean", "objective_ci_low", "objective_ci_high",
            "relative_to_neural", "selected", "diverged"]
@@ -98,7 +98,8 @@ def run(cfg: Config | None, run_dir: str | Path, progress: bool = True) -> pd.Da
 
     add("neural", "neural", "", neural, nparams)
     for _, row in eqs.iterrows():
-        rule = SymbolicRule.from_string(str(row["sympy"]), {}, timescales=timescales, label=f"eq{row['id']}")
+        rule = SymbolicRule.from_string(str(row["sympy"]), {}, timescales=run_timescales(row, timescales),
+                                        label=f"eq{row['id']}", traces=neural.traces)
         add(f"eq{row['id']}", "equation", str(row["equation"]), rule, rule.init(jax.random.key(0)))
     probe = jax.tree_util.tree_map(lambda a: a[:4], episodes)
     kind = task.network.kind
@@ -111,23 +112,78 @@ def run(cfg: Config | None, run_dir: str | Path, progress: bool = True) -> pd.Da
             continue
         bparams = base.init(jax.random.key(0))
         c = canonical_scale(task, neural, nparams, base, bparams, probe)
-        scaled = SymbolicRule.from_expr(c * base.bound_expr(), {}, timescales=dict(base.timescales), label=name)
+        scaled = SymbolicRule.from_expr(c * base.bound_expr(), {}, timescales=dict(base.timescales), label=name,
+                                        traces=base.traces)
         add(name, "canonical", format_equation(scaled.expr), scaled, scaled.init(jax.random.key(0)))
     for name, ref in task.references().items():
         expr = ref.bound_expr() if isinstance(ref, SymbolicRule) else ""
-        # kind "teacher": a rule the task itself supplies as the reference (imitate's teacher)
-        add(name, "teacher", format_equation(expr) if expr != "" else "", ref, ref.init(jax.random.key(0)))
+        # kind "teacher": a rule the task itself supplies as the reference (imitate's teacher);
+        # "published": a published fit to the task's data (fit_protocols)
+        add(name, task.reference_kind(), format_equation(expr) if expr != "" else "", ref, ref.init(jax.random.key(0)))
     df = pd.DataFrame(rows, columns=[c for c in COLUMNS if c not in ("relative_to_neural", "selected")])
     neural_mean = df.loc[df["kind"] == "neural", "objective_mean"].iloc[0]
     df["relative_to_neural"] = df["objective_mean"] / neural_mean if neural_mean != 0 else np.nan
     df["selected"] = False
     if cfg.distill.policy == "verified":
         df.loc[df["rule"] == f"eq{select_verified(eqs, df, cfg.distill.verified_tolerance)}", "selected"] = True
+    if cfg.distill.policy == "aic":
+        fit = information_table(task, neural, eqs, df)
+        best = fit[fit["kind"] == "equation"]["aic"].idxmin()
+        df.loc[df["rule"] == fit.at[best, "rule"], "selected"] = True
+        write_csv(run_dir / "fit.csv", fit)
     df = df[COLUMNS]
     write_csv(run_dir / "verification.csv", df)
+    chosen = {"neural": (neural, nparams)}
+    sel = selected_equation(run_dir)
+    if sel is not None:
+        eq = SymbolicRule.from_string(str(sel["sympy"]), {}, timescales=run_timescales(sel, timescales),
+                                      label=f"eq{sel['id']}", traces=neural.traces)
+        chosen["selected"] = (eq, eq.init(jax.random.key(0)))
+    chosen.update({name: (ref, ref.init(jax.random.key(0))) for name, ref in task.references().items()})
+    data = task.data_predictions(chosen)
+    if data is not None:
+        write_csv(run_dir / "data_fit.csv", data)
     write_trajectories(run_dir, task, neural, nparams, episodes, timescales)
     update_manifest(run_dir, timings_s={"verify": round(time.perf_counter() - t0, 2)})
     return df
+
+
+def free_parameters(expr_text: str, learned: tuple[str, ...]) -> int:
+    """Fitted numbers of an equation: its terms' coefficients and the learned time constants
+    its traces read."""
+    from discover.equations import parse_equation
+    from discover.rules.base import timescales_read
+
+    from .simplify import terms
+
+    expr = parse_equation(expr_text)
+    return len(terms(expr)) + len(timescales_read({v.name for v in expr.free_symbols}, learned))
+
+
+def information_table(task, neural, eqs: pd.DataFrame, ver: pd.DataFrame) -> pd.DataFrame:
+    """``fit.csv`` of the ``aic`` policy: for every equation and published reference, the
+    mean meta-loss (fit_protocols: ``E``), the free parameters ``k``, the chi-square and
+    Akaike's criterion ``AIC = chi2 + 2k`` (Akaike 1974, IEEE Trans. Autom. Control 19:716;
+    for Gaussian errors of known s.d., chi-square is -2 log-likelihood up to a constant).
+    The equation of least AIC is the selected one: the fit the data support with the fewest
+    numbers."""
+    from discover.rules import PFISTER_GERSTNER, pfister_gerstner_free
+
+    rows = []
+    learned = neural.learned_timescales
+    for _, r in ver.iterrows():
+        loss = -float(r["objective_mean"])
+        if r["kind"] == "equation":
+            row = eqs[eqs["id"].astype(str) == str(r["rule"])[2:]].iloc[0]
+            k = free_parameters(str(row["sympy"]), learned)
+        elif r["kind"] == "published" and str(r["rule"]).removeprefix("pg2006_") in PFISTER_GERSTNER:
+            k = pfister_gerstner_free(str(r["rule"]).removeprefix("pg2006_"))
+        else:
+            continue
+        chi2 = task.chi_square(loss)
+        rows.append({"rule": r["rule"], "kind": r["kind"], "equation": r["equation"], "loss": loss,
+                     "free_parameters": k, "chi_square": chi2, "aic": chi2 + 2 * k})
+    return pd.DataFrame(rows)
 
 
 def select_verified(eqs: pd.DataFrame, ver: pd.DataFrame, tol: float = 0.02):
@@ -201,7 +257,8 @@ def write_trajectories(run_dir: str | Path, task, neural, nparams, episodes, tim
     out["time_unit"] = np.array(unit)
     row = selected_equation(run_dir)
     if row is not None:
-        rule = SymbolicRule.from_string(str(row["sympy"]), {}, timescales=timescales, label=f"eq{row['id']}")
+        rule = SymbolicRule.from_string(str(row["sympy"]), {}, timescales=run_timescales(row, timescales),
+                                        label=f"eq{row['id']}", traces=neural.traces)
         out["W_selected"] = weights(rule, rule.init(jax.random.key(0)))
         out["selected_id"] = np.array(str(row["id"]))
         out["selected_equation"] = np.array(str(row["equation"]))

@@ -293,27 +293,69 @@ def protocol_rule(spec: str, assignments: list[str] | None):
     return rule, rule.init(jax.random.key(0))
 
 
+def number_list(text: str, flag: str, positive: bool = False) -> tuple[float, ...]:
+    """``"0.1,10,20"`` as numbers; a clear error for anything else."""
+    from discover.config import ConfigError
+
+    out = []
+    for part in text.split(","):
+        try:
+            v = float(part)
+        except ValueError:
+            raise ConfigError(f"{flag} {text!r}: {part.strip()!r} is not a number; write e.g. {flag} 0.1,10,20"
+                              ) from None
+        if not math.isfinite(v) or (positive and v <= 0):
+            kind = "finite positive" if positive else "finite"
+            raise ConfigError(f"{flag} {text!r}: {part.strip()} must be a {kind} number")
+        out.append(v)
+    return tuple(out)
+
+
 def cmd_protocol(args) -> None:
     from analysis import protocols
     from discover.config import ConfigError
     from discover.io import atomic_write_text, check_out_file
 
-    for flag, value in (("--dt", args.dt), ("--freq", args.freq)):
+    for flag, value in (("--dt", args.dt), ("--freq", args.freq), ("--train-interval", args.train_interval)):
         if not math.isfinite(value):
             raise ConfigError(f"{flag} {value}: must be a finite number")
         if value <= 0:
-            raise ConfigError(f"{flag} {value}: must be > 0 ({'the simulation step, ms' if flag == '--dt' else 'Hz'})")
-    if args.pairs is not None and args.pairs < 1:
-        raise ConfigError(f"--pairs {args.pairs}: must be >= 1 (the number of pairings)")
+            unit = {"--dt": "the simulation step, ms", "--freq": "Hz", "--train-interval": "seconds"}[flag]
+            raise ConfigError(f"{flag} {value}: must be > 0 ({unit})")
+    for flag, value in (("--pairs", args.pairs), ("--trains", args.trains), ("--per-train", args.per_train)):
+        if value is not None and value < 1:
+            raise ConfigError(f"{flag} {value}: must be >= 1")
+    if args.per_train is not None and args.pairs is not None:
+        raise ConfigError("--pairs and --per-train both set the pairings of a protocol; give one (--per-train with "
+                          "--trains)")
+    freqs = number_list(args.freqs, "--freqs", positive=True) if args.freqs else (1, 5, 10, 20, 30, 40, 50)
+    lags = number_list(args.lags, "--lags") if args.lags else (10, -10)
+    if args.kind != "frequency":
+        unused = [f for f, v in (("--freqs", args.freqs), ("--lags", args.lags), ("--trains", args.trains),
+                                 ("--per-train", args.per_train)) if v is not None]
+        if unused:
+            raise ConfigError(f"{unused[0]} applies to the frequency protocol, not to {args.kind}")
+    if args.kind != "data" and args.data:
+        raise ConfigError(f"--data applies to the data protocol, not to {args.kind}")
     out = check_out_file(args.out) if args.out else None
     rule, params = protocol_rule(args.rule, args.param)
     try:
         if args.kind == "pairing":
             df = protocols.pairing_protocol(rule, params, pairs=args.pairs or 1, freq_hz=args.freq, dt=args.dt)
             fig = protocols.window_figure(df, label=args.rule)
-        else:
-            df = protocols.frequency_protocol(rule, params, pairs=args.pairs or 60, dt=args.dt)
+        elif args.kind == "frequency":
+            pairs = args.per_train or args.pairs or 60
+            df = protocols.frequency_protocol(rule, params, freqs_hz=freqs, lags_ms=lags, pairs=pairs, dt=args.dt,
+                                              trains=args.trains or 1, train_interval_s=args.train_interval)
             fig = protocols.frequency_figure(df, label=args.rule)
+        elif args.kind == "triplet":
+            df = protocols.triplet_protocol(rule, params, pairs=args.pairs or 60, freq_hz=args.freq, dt=args.dt)
+            fig = protocols.triplet_figure(df, label=args.rule)
+        else:
+            df, error = protocols.data_protocol(rule, params, args.data or ["sjostrom2001"], dt=args.dt)
+            fig = protocols.data_figure(df, label=args.rule)
+            print(f"protocol: E = {error:.4g} on {len(df)} experiments (mean squared deviation in units of the SEM)",
+                  file=sys.stderr)
     except protocols.ProtocolError as e:
         raise ConfigError(f"{args.kind} protocol: {e}") from None
     except KeyError as e:  # a rule over variables a spiking neuron does not have (x*y)
@@ -430,13 +472,23 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", help="output folder (default runs/comparison)")
     sp.set_defaults(fn=cmd_compare)
 
-    sp = sub.add_parser("protocol", help="STDP pairing window or frequency dependence of any rule")
-    sp.add_argument("kind", choices=["pairing", "frequency"])
+    sp = sub.add_parser("protocol", help="STDP window, frequency dependence, triplets, or measured data, for any rule")
+    sp.add_argument("kind", choices=["pairing", "frequency", "triplet", "data"],
+                    help="pairing: the STDP window; frequency: dw vs pairing frequency; triplet: Wang et al. 2005's "
+                         "triplets; data: the experiments of protocol tables (--data) beside the measured dw")
     sp.add_argument("--rule", required=True, help="canonical name, equation string, or run directory")
     sp.add_argument("--param", action="append", metavar="NAME=VALUE", help="rule parameter; repeatable")
     sp.add_argument("--dt", type=float, default=0.1, help="simulation step (ms)")
     sp.add_argument("--pairs", type=int, default=None, help="pairings (default: 1 for pairing, 60 for frequency)")
-    sp.add_argument("--freq", type=float, default=1.0, help="pairing frequency (Hz), pairing protocol")
+    sp.add_argument("--freq", type=float, default=1.0, help="pairing frequency (Hz), pairing and triplet protocols")
+    sp.add_argument("--freqs", help="frequency protocol: comma-separated frequencies (Hz), e.g. 0.1,10,20")
+    sp.add_argument("--lags", help="frequency protocol: comma-separated lags t_post - t_pre (ms), e.g. -25,0,25")
+    sp.add_argument("--trains", type=int, default=None, help="frequency protocol: trains of --per-train pairings")
+    sp.add_argument("--per-train", type=int, default=None, help="frequency protocol: pairings per train")
+    sp.add_argument("--train-interval", type=float, default=10.0, help="seconds from one train to the next")
+    sp.add_argument("--data", action="append", metavar="NAME|CSV",
+                    help="data protocol: built-in data set (sjostrom2001, bipoo1998, wang2005) or protocol table; "
+                         "repeatable")
     sp.add_argument("--out", help="CSV file (a PNG figure is written beside it); default: CSV to stdout")
     sp.set_defaults(fn=cmd_protocol)
 
@@ -453,9 +505,27 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: options whose value is a list that may start with a minus sign (``--lags -25,0,25``)
+LIST_OPTIONS = ("--lags", "--freqs")
+
+
+def join_list_values(argv: list[str]) -> list[str]:
+    """``--lags -25,0,25`` as ``--lags=-25,0,25``: argparse takes a value that starts with
+    ``-`` and is not a plain negative number for an option."""
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] in LIST_OPTIONS and i + 1 < len(argv) and argv[i + 1].startswith("-"):
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(argv[i])
+        i += 1
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(join_list_values(sys.argv[1:] if argv is None else list(argv)))
     return guarded(args.fn, args)
 
 

@@ -144,7 +144,7 @@ def test_unknown_key_names_the_key_the_section_and_the_valid_keys():
         ({"meta": {"steps": 1.5}}, "[meta] steps must be an integer, not 1.5"),
         ({"meta": {"batch": True}}, "[meta] batch must be an integer, not True"),
         ({"meta": {"learning_rate": "fast"}}, "[meta] learning_rate must be a number, not 'fast'"),
-        ({"rule": {"learn_timescales": 1}}, "[rule] learn_timescales must be true or false, not 1"),
+        ({"rule": {"learn_timescales": 1}}, "[rule] learn_timescales must be true or false or a list, e.g. [1, 2], not 1"),
         ({"rule": {"hidden": 16}}, "[rule] hidden must be a list, e.g. [1, 2], not 16"),
         ({"rule": {"hidden": [16, "a"]}}, "[rule] hidden must be an integer, not 'a'"),
         ({"task": "imitate"}, "task must be a table ([task]), not 'imitate'"),

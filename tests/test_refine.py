@@ -33,7 +33,7 @@ def test_cma_es_refit_through_a_closed_spiking_loop():
     taus = {"tau_pre": 20.0, "tau_post": 20.0}
     out = refine(task, start, taus, steps=150, episodes=16, optimizer="cma_es")
     assert out is not None
-    got, cis, loss = out
+    got, cis, loss, _ = out
     got_t = {str(k): v for k, v in terms(got).items()}
     assert set(got_t) == set(true)
     for k, v in true.items():

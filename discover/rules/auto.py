@@ -23,7 +23,7 @@ from typing import ClassVar
 from ..config import RuleConfig
 from ..registry import RULES
 from ..vocabulary import BINARY
-from .base import Rule
+from .base import Rule, _tuples
 from .mlp import MLPRule
 from .polynomial import PolynomialRule
 
@@ -60,7 +60,7 @@ class AutoRule(Rule):
         event = spiking if cfg.event_driven is None else bool(cfg.event_driven)
         kind, extra = pick(tuple(inputs), event, cfg.max_polynomial_features)
         common = dict(inputs=tuple(inputs), timescales=tuple(timescales.items()), output_scale=cfg.output_scale,
-                      event_driven=event, learn_timescales=cfg.learn_timescales)
+                      event_driven=event, learn_timescales=_tuples(cfg.learn_timescales), traces=cfg.traces)
         if kind == "polynomial":
             rule = PolynomialRule(label=PolynomialRule.default_label, **common, **extra)
         else:

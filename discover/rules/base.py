@@ -62,6 +62,10 @@ class EventDriven:
         return tuple(n for n in ("s_post", "s_pre") if n in self.inputs)
 
 
+#: how a spike enters its traces: adds 1 (all-to-all interactions) or sets them to 1
+#: (nearest-spike interactions; Pfister & Gerstner 2006, "Nearest-spike interactions")
+TRACE_MODES = ("all_to_all", "nearest")
+
 # which local variables each time constant shapes
 TRACE_OF = {
     "tau_pre": ("tr_pre",), "tau_post": ("tr_post",), "tau_pre_slow": ("tr_pre_slow",),
@@ -97,8 +101,9 @@ class Rule:
 
     inputs: tuple[str, ...]
     timescales: tuple[tuple[str, float], ...] = tuple(DEFAULT_TIMESCALES.items())
-    learn_timescales: bool = False
+    learn_timescales: bool | tuple[str, ...] = False  # True: every trace's; or the names of those to learn
     label: str = "rule"
+    traces: str = "all_to_all"  # or "nearest": a spike sets its traces to 1 instead of adding 1
 
     Config: ClassVar[type] = RuleConfig
     default_label: ClassVar[str] = "rule"  # the label of a student built from a config
@@ -157,6 +162,15 @@ class Rule:
         bad = [n for n in self.inputs if n not in NAMES]
         if bad:
             raise ValueError(f"rule inputs {bad} are not in the vocabulary {NAMES}")
+        if isinstance(self.learn_timescales, list):  # from a spec: a field of a frozen, hashed rule
+            object.__setattr__(self, "learn_timescales", tuple(self.learn_timescales))
+        if not isinstance(self.learn_timescales, bool):
+            unknown = [k for k in self.learn_timescales if k not in dict(self.timescales)]
+            if unknown:
+                raise ValueError(f"learn_timescales names {unknown}, which are not time constants of this rule "
+                                 f"({', '.join(k for k, _ in self.timescales)})")
+        if self.traces not in TRACE_MODES:
+            raise ValueError(f"traces = {self.traces!r}: use one of {', '.join(TRACE_MODES)}")
 
     # -- parameters ---------------------------------------------------------------------
     def init(self, key: jax.Array) -> dict:
@@ -169,11 +183,19 @@ class Rule:
         raise NotImplementedError
 
     def tau(self, params: dict) -> dict[str, jax.Array]:
-        """Trace time constants; gradients flow only when ``learn_timescales``."""
-        lt = params["log_tau"]
+        """Trace time constants; gradients flow only into the learned ones (``learn_timescales``)."""
+        learned = self.learned_timescales
+        return {k: jnp.exp(v if k in learned else jax.lax.stop_gradient(v)) for k, v in params["log_tau"].items()}
+
+    @property
+    def learned_timescales(self) -> tuple[str, ...]:
+        """The time constants meta-training changes: those the rule reads, all of them or
+        the ones ``learn_timescales`` names."""
+        if self.learn_timescales is True:
+            return self.used_timescales
         if not self.learn_timescales:
-            lt = jax.lax.stop_gradient(lt)
-        return {k: jnp.exp(v) for k, v in lt.items()}
+            return ()
+        return tuple(k for k in self.used_timescales if k in self.learn_timescales)
 
     @property
     def used_timescales(self) -> tuple[str, ...]:

@@ -87,6 +87,45 @@ def canonical_rule(name: str, params: dict[str, float] | None = None, **kw) -> S
     return SymbolicRule.from_expr(expr, values, timescales=ts, label=kw.pop("label", name), **kw)
 
 
+# Pfister & Gerstner 2006 (J. Neurosci. 26:9673), Tables 3-4 as in shared/data/README.md:
+# (A2_plus, A3_plus, A2_minus, A3_minus, tau_x, tau_y); tau_plus = 16.8 ms and tau_minus =
+# 33.7 ms in every row. "minimal" rows have no tau_x (A3_minus = 0: unused; 101 ms here).
+PFISTER_GERSTNER: dict[str, tuple[float, float, float, float, float, float]] = {
+    "visual_all_to_all_full": (5e-10, 6.2e-3, 7e-3, 2.3e-4, 101.0, 125.0),
+    "visual_all_to_all_minimal": (0.0, 6.5e-3, 7.1e-3, 0.0, 101.0, 114.0),
+    "visual_nearest_full": (8.8e-11, 5.3e-2, 6.6e-3, 3.1e-3, 714.0, 40.0),
+    "visual_nearest_minimal": (0.0, 5e-2, 8e-3, 0.0, 101.0, 40.0),
+    "hippocampal_all_to_all_full": (6.1e-3, 6.7e-3, 1.6e-3, 1.4e-3, 946.0, 27.0),
+    "hippocampal_all_to_all_minimal": (5.3e-3, 8e-3, 3.5e-3, 0.0, 101.0, 40.0),
+    "hippocampal_nearest_full": (4.6e-3, 9.1e-3, 3e-3, 7.5e-9, 575.0, 47.0),
+    "hippocampal_nearest_minimal": (4.6e-3, 9.1e-3, 3e-3, 0.0, 101.0, 48.0),
+}
+
+
+def pfister_gerstner(name: str) -> SymbolicRule:
+    """The triplet rule at one of Pfister & Gerstner's published parameter sets
+    (:data:`PFISTER_GERSTNER`; ``"hippocampal_nearest_minimal"``...), with its trace mode
+    (nearest-spike rows set traces to 1 at a spike); :func:`pfister_gerstner_free` counts
+    the parameters they fitted."""
+    if name not in PFISTER_GERSTNER:
+        raise KeyError(f"unknown Pfister & Gerstner parameter set {name!r}; choose one of "
+                       f"{', '.join(PFISTER_GERSTNER)}")
+    a2p, a3p, a2m, a3m, tau_x, tau_y = PFISTER_GERSTNER[name]
+    return canonical_rule("stdp_triplet", {"A2_plus": a2p, "A3_plus": a3p, "A2_minus": a2m, "A3_minus": a3m,
+                                           "tau_pre": 16.8, "tau_post": 33.7, "tau_pre_slow": tau_x,
+                                           "tau_post_slow": tau_y},
+                          label=f"pg2006_{name}", traces="nearest" if "_nearest_" in name else "all_to_all")
+
+
+def pfister_gerstner_free(name: str) -> int:
+    """Free parameters Pfister & Gerstner fitted for a set: its nonzero amplitudes and the
+    slow time constants they use (tau_plus and tau_minus were fixed from other data)."""
+    a2p, a3p, a2m, a3m, _, _ = PFISTER_GERSTNER[name]
+    full = name.endswith("_full")
+    amps = 4 if full else sum(a != 0 for a in (a2p, a3p, a2m, a3m))
+    return amps + (2 if full else 1)
+
+
 def make_symbolic_rule(spec: str, params: dict[str, float] | None = None, **kw) -> SymbolicRule:
     """A canonical name or an equation string, with parameter values."""
     if spec in CANONICAL:

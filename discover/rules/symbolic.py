@@ -12,7 +12,7 @@ from ..compile import compile_expr
 from ..config import ConfigError, RuleConfig
 from ..equations import EquationError, free_parameters, parse_equation, used_variables
 from ..registry import RULES
-from .base import DEFAULT_TIMESCALES, Rule
+from .base import DEFAULT_TIMESCALES, Rule, _lists, _tuples
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,7 @@ class SymbolicConfig(RuleConfig):
     params: dict[str, float] = field(default_factory=dict)
 
     def check(self, cfg):
+        super().check(cfg)
         if self.inputs is not None:
             raise ConfigError("[rule] inputs does not apply to kind = \"symbolic\": the equation's variables are "
                               "its inputs; remove it")
@@ -52,17 +53,19 @@ class SymbolicRule(Rule):
     @classmethod
     def from_config(cls, cfg, *, inputs, timescales, spiking, probe=None):
         return cls.from_string(cfg.equation, cfg.params, timescales=timescales, label="symbolic",
-                               learn_timescales=cfg.learn_timescales)
+                               learn_timescales=_tuples(cfg.learn_timescales), traces=cfg.traces)
 
     def to_spec(self) -> dict:
         return {"kind": "symbolic", "inputs": list(self.inputs), "timescales": dict(self.timescales),
-                "learn_timescales": self.learn_timescales, "label": self.label, "equation": str(self.expr),
+                "learn_timescales": _lists(self.learn_timescales), "traces": self.traces, "label": self.label,
+                "equation": str(self.expr),
                 "params": dict(self.defaults)}
 
     @classmethod
     def from_spec(cls, spec: dict) -> "SymbolicRule":
         return cls.from_string(spec["equation"], spec["params"], timescales=spec["timescales"],
-                               label=spec.get("label", "rule"), learn_timescales=spec.get("learn_timescales", False))
+                               label=spec.get("label", "rule"), learn_timescales=spec.get("learn_timescales", False),
+                               traces=spec.get("traces", "all_to_all"))
 
     def __post_init__(self):
         super().__post_init__()
@@ -75,7 +78,7 @@ class SymbolicRule(Rule):
     @classmethod
     def from_expr(cls, expr: sympy.Expr, params: Mapping[str, float] | None = None,
                   timescales: Mapping[str, float] | None = None, label: str = "equation",
-                  learn_timescales: bool = False) -> "SymbolicRule":
+                  learn_timescales: bool | tuple[str, ...] = False, traces: str = "all_to_all") -> "SymbolicRule":
         params = dict(params or {})
         free = free_parameters(expr)
         missing = [p for p in free if p not in params]
@@ -90,6 +93,7 @@ class SymbolicRule(Rule):
             inputs=used_variables(expr),
             timescales=tuple(ts.items()),
             learn_timescales=learn_timescales,
+            traces=traces,
             label=label,
             expr=expr,
             defaults=tuple((p, float(params[p])) for p in free),

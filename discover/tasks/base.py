@@ -61,6 +61,9 @@ class Task:
     Config: ClassVar[type] = TaskConfig
     name: ClassVar[str] = "task"
     diverged_loss: ClassVar[float] = 1.0  # what an episode with diverged weights counts (imitate: doing nothing)
+    # whether visited() steps between spikes too; False where a task simulates spike events
+    # only (fit_protocols), so that distillation samples events alone
+    between_spikes: ClassVar[bool] = True
 
     @classmethod
     def from_config(cls, cfg, network) -> "Task":
@@ -89,6 +92,11 @@ class Task:
     def sample(self, key, n):
         raise NotImplementedError(f"{type(self).__name__} must define sample(key, n)")
 
+    def training_sample(self, key, n):
+        """The episodes meta-training draws (default: :meth:`sample`); a task whose episodes
+        are a finite recording keeps the ones validation and verification see out of it."""
+        return self.sample(key, n)
+
     def loss(self, rollout: Rollout, episode):
         raise NotImplementedError(f"{type(self).__name__} must define loss(rollout, episode)")
 
@@ -115,9 +123,30 @@ class Task:
         """Rules verification runs beside the learned one: ``{name: rule}`` (e.g. a teacher)."""
         return {}
 
+    def reference_kind(self) -> str:
+        """What ``references()`` are, as ``verification.csv`` names them: ``"teacher"`` (a rule
+        the task imitates) or ``"published"`` (published fits to the task's data)."""
+        return "teacher"
+
     def explained(self, loss: float) -> float | None:
         """The share of the target explained by a rule of mean meta-loss ``loss``; ``None``:
         this task has no such measure (then no poor-fit warning)."""
+        return None
+
+    def chi_square(self, mean_loss: float) -> float | None:
+        """The chi-square of a rule of mean meta-loss ``mean_loss`` where the meta-loss is a
+        squared error in units of measurement errors (fit_protocols: ``N * E``), for the
+        ``aic`` selection policy; ``None``: this task has none."""
+        return None
+
+    def data_candidates(self, rule, params, names, max_degree: int) -> list:
+        """Equations (sympy) distillation adds to its front beside those fitted to the neural
+        rule, e.g. term sets fitted to a task's data directly (fit_protocols); default none."""
+        return []
+
+    def data_predictions(self, rules: dict):
+        """A table of the task's data beside each rule's prediction (``{name: (rule,
+        params)}``), which verification writes as ``data_fit.csv``; ``None``: no data."""
         return None
 
     def check_episodes(self, episodes) -> str | None:

@@ -67,6 +67,23 @@ def fit_by_event(search: Callable, X: np.ndarray, y: np.ndarray, names: Sequence
     return out
 
 
+def at_spikes(expr: sympy.Expr, names: Sequence[str]) -> sympy.Expr:
+    """``expr`` with every term that has no spike factor multiplied by the sum of the spike
+    indicators among ``names``: the same values on rows with one spike, and no change
+    between spikes. For data sampled at spike events only (a task whose ``between_spikes``
+    is false), where a term without a spike factor is only the shared part of the spike
+    terms, not a change between spikes."""
+    spikes = [sympy.Symbol(n, real=True) for n in names if n in BINARY]
+    if not spikes:
+        return expr
+    out = []
+    for t in sympy.Add.make_args(sympy.expand(expr)):
+        out.append(t if t.free_symbols & set(spikes) else t * sympy.Add(*spikes))
+    from discover.vocabulary import reduce_binary
+
+    return reduce_binary(sympy.Add(*out))
+
+
 def event_cells(X: np.ndarray, names: Sequence[str], min_rows: int = 50) -> dict[str | None, np.ndarray] | None:
     """Row masks of the event types of spiking samples, or ``None`` where no split applies.
 

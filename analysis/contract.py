@@ -18,6 +18,8 @@ COMPARISON = "comparison.csv"
 COMPARISON_WINDOWS = "comparison_windows.csv"
 COMPARISON_FREQUENCY = "comparison_frequency.csv"
 TRAJECTORIES = "trajectories.npz"
+FIT = "fit.csv"
+DATA_FIT = "data_fit.csv"
 
 #: The command that (re)writes each file of a run directory.
 PRODUCERS: dict[str, str] = {
@@ -30,6 +32,8 @@ PRODUCERS: dict[str, str] = {
     COMPARISON_WINDOWS: "plasticity report DIR",
     COMPARISON_FREQUENCY: "plasticity report DIR",
     TRAJECTORIES: "plasticity verify DIR",
+    FIT: "plasticity verify DIR",
+    DATA_FIT: "plasticity verify DIR",
 }
 
 #: Columns analysis needs in each CSV (a subset of the contract where unused ones exist).
@@ -47,6 +51,8 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     COMPARISON: ("canonical", "term_jaccard", "coef_distance", "behaviour_distance", "closest"),
     COMPARISON_WINDOWS: ("rule", "protocol", "dt_ms", "dw", "dw_normalized"),
     COMPARISON_FREQUENCY: ("rule", "freq_hz", "lag_ms", "dw"),
+    FIT: ("rule", "kind", "equation", "loss", "free_parameters", "chi_square", "aic"),
+    DATA_FIT: ("dataset", "protocol", "label", "freq_hz", "lag_ms", "dw", "sem", "sigma"),
 }
 
 #: Columns that must hold numbers (empty cells are NaN).
@@ -57,6 +63,8 @@ NUMERIC_COLUMNS: dict[str, tuple[str, ...]] = {
     COMPARISON: ("term_jaccard", "coef_distance", "behaviour_distance"),
     COMPARISON_WINDOWS: ("dt_ms", "dw", "dw_normalized"),
     COMPARISON_FREQUENCY: ("freq_hz", "lag_ms", "dw"),
+    FIT: ("loss", "free_parameters", "chi_square", "aic"),
+    DATA_FIT: ("freq_hz", "lag_ms", "dw", "sem", "sigma"),
 }
 
 #: Columns that must not have an empty cell.
@@ -67,10 +75,16 @@ NONEMPTY_COLUMNS: dict[str, tuple[str, ...]] = {
     COMPARISON: ("canonical",),
     COMPARISON_WINDOWS: ("rule",),
     COMPARISON_FREQUENCY: ("rule", "freq_hz", "lag_ms"),
+    FIT: ("rule", "kind", "free_parameters"),
+    DATA_FIT: ("label", "dw", "sigma"),
 }
 
 #: The kinds of rule a row of ``verification.csv`` may describe.
-VERIFICATION_KINDS: tuple[str, ...] = ("neural", "equation", "canonical", "teacher")
+VERIFICATION_KINDS: tuple[str, ...] = ("neural", "equation", "canonical", "teacher", "published")
+
+#: The kinds of model a row of ``fit.csv`` may describe: a distilled equation, or a
+#: published fit to the same data (fit_protocols: Pfister & Gerstner 2006's parameter sets).
+FIT_KINDS: tuple[str, ...] = ("equation", "published")
 
 #: Arrays every ``trajectories.npz`` holds; optional ones are ``W_selected``,
 #: ``W_teacher``, ``pc1``, ``time_unit``, ``selected_id``, ``selected_equation``.

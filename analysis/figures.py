@@ -1,5 +1,5 @@
 r"""Figures of a run: meta-training curves, the equation front and the selected equation's
-coefficients, the verification and weight trajectories, the comparison.
+coefficients, the verification and weight trajectories, the comparison, the fit to data.
 
 Each ``*_figure`` function takes one input of the run directory (a DataFrame, or for
 ``trajectories_figure`` the arrays of ``trajectories.npz``) and returns a
@@ -18,7 +18,7 @@ from __future__ import annotations
 import io
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -259,6 +259,157 @@ def coefficients_figure(equations: pd.DataFrame) -> Figure:
     return fig
 
 
+#: At most this many published fits are drawn in the fit-to-data figure.
+MAX_PUBLISHED = 4
+
+#: Line styles of the published fits (thin, dashed) and markers on the non-pairing panel.
+_PUBLISHED_DASHES = ((0, (5, 2)), (0, (1, 1.5)), (0, (6, 2, 1.5, 2)), (0, (9, 2, 1.5, 2, 1.5, 2)))
+_PUBLISHED_MARKERS = ("s", "^", "v", "D")
+
+
+def published_columns(data: pd.DataFrame) -> list[str]:
+    """The ``dw_<name>`` columns of ``data_fit.csv`` that hold published fits, in file order
+    (every model column except ``dw_neural`` and ``dw_selected``)."""
+    return [c for c in data.columns if c.startswith("dw_") and c not in ("dw_neural", "dw_selected")]
+
+
+def published_label(name: str, others: Sequence[str] = ()) -> str:
+    """A short legend label for a published fit: ``"pg2006_visual_all_to_all_minimal"`` ->
+    ``"P&G all-to-all minimal"``.
+
+    The preparation (``visual``, ``hippocampal``) is dropped when every name in ``others``
+    shares it; names not of Pfister & Gerstner 2006 are returned as they are.
+    """
+    name = name.removeprefix("dw_")
+    if not name.startswith("pg2006_"):
+        return name
+    rest = name.removeprefix("pg2006_")
+    prep, _, tail = rest.partition("_")
+    preps = {o.removeprefix("dw_").removeprefix("pg2006_").partition("_")[0] for o in others} | {prep}
+    text = (tail if len(preps) == 1 and tail else rest).replace("all_to_all", "all-to-all").replace("_", " ")
+    return f"P&G {text}"
+
+
+def pairing_axis(part: pd.DataFrame) -> str:
+    """``"freq_hz"`` when the pairings span several frequencies, else ``"lag_ms"`` (a window)."""
+    return "freq_hz" if part["freq_hz"].nunique() > 1 or part["lag_ms"].nunique() <= 1 else "lag_ms"
+
+
+def data_fit_figure(data: pd.DataFrame) -> Figure:
+    r"""The measured weight changes beside the selected equation and the published fits.
+
+    Pairing experiments (finite ``lag_ms``): ``dw`` against pairing frequency (log axis),
+    one colour per lag ``t_post - t_pre``; the data as points with error bars of the SEM
+    the fit used (``sigma``; open points where the data give no SEM and the task's
+    default is used), the selected equation as solid lines, the published fits (at most
+    :data:`MAX_PUBLISHED`) as thin dashed lines, one dash pattern each. Pairings at a
+    single frequency are drawn against the lag instead (an STDP window). Other
+    experiments (triplets...) get a second panel with one position per row, labelled by
+    its ``label``: the data with error bars, the selected equation and the published fits
+    as markers. A data set with only one kind of experiment gets one panel.
+
+    Args:
+      data: ``data_fit.csv`` as :func:`analysis.rundir.read_data_fit` returns it
+        (``label, freq_hz, lag_ms, dw, sem, sigma`` and the model columns
+        ``dw_selected``, ``dw_pg2006_<set>``).
+
+    Returns:
+      The figure.
+
+    Example::
+
+      >>> df = pd.DataFrame({"label": ["+10 ms at 1 Hz", "+10 ms at 20 Hz"], "freq_hz": [1.0, 20.0],
+      ...                    "lag_ms": [10.0, 10.0], "dw": [0.0, 0.3], "sem": [0.05, 0.1],
+      ...                    "sigma": [0.05, 0.1], "dw_selected": [0.01, 0.28]})
+      >>> fig = data_fit_figure(df)
+    """
+    lag = data["lag_ms"].to_numpy(float)
+    pairing, other = data[np.isfinite(lag)], data[~np.isfinite(lag)]
+    published = published_columns(data)[:MAX_PUBLISHED]
+    labels = {c: published_label(c, published) for c in published}
+    has_selected = "dw_selected" in data.columns
+    with matplotlib.rc_context(style.RC):
+        panels = [p for p in (pairing, other) if len(p)] or [data]
+        widths = [1.0] + ([max(0.6, 0.12 * len(other))] if len(panels) == 2 else [])
+        fig = Figure(figsize=(style.FIGSIZE[0] * (1.0 + 0.6 * (len(panels) - 1)), style.FIGSIZE[1] + 0.5),
+                     layout="constrained")
+        axes = fig.subplots(1, len(panels), width_ratios=widths, squeeze=False)[0]
+        if len(pairing):
+            _pairing_panel(axes[0], pairing, published, labels, has_selected)
+        if len(other):
+            _other_panel(axes[-1], other, published, labels, has_selected, first=not len(pairing))
+    return fig
+
+
+def _data_points(ax, x, part: pd.DataFrame, color: str, legend: bool = False) -> None:
+    """Measured ``dw`` with error bars of ``sigma``; open where the data give no SEM."""
+    measured = np.isfinite(part["sem"].to_numpy(float))
+    y, err = part["dw"].to_numpy(float), part["sigma"].to_numpy(float)
+    for m, face, text in ((measured, color, "data (SEM)"), (~measured, "white", "data (default SEM)")):
+        text = text if legend else None
+        if m.any():
+            ax.errorbar(x[m], y[m], yerr=err[m], fmt="o", capsize=2.5, color=color, mfc=face, zorder=4, label=text)
+
+
+def _pairing_panel(ax, part: pd.DataFrame, published, labels, has_selected: bool) -> None:
+    axis = pairing_axis(part)
+    group = "lag_ms" if axis == "freq_hz" else "freq_hz"
+    values = sorted(dict.fromkeys(part[group].astype(float)), reverse=True)
+    handles = []
+    for i, v in enumerate(values):
+        color = style.CYCLE[i % len(style.CYCLE)]
+        sub = part[part[group].astype(float) == v].sort_values(axis, kind="stable")
+        x = sub[axis].to_numpy(float)
+        name = f"t_post - t_pre = {v:+g} ms" if group == "lag_ms" else f"{v:g} Hz"
+        _data_points(ax, x, sub, color)
+        handles.append(matplotlib.lines.Line2D([], [], color=color, marker="o", linestyle="none", label=name))
+        if has_selected:
+            ax.plot(x, sub["dw_selected"].to_numpy(float), "-", color=color, linewidth=1.6, zorder=3)
+        for j, col in enumerate(published):
+            ax.plot(x, sub[col].to_numpy(float), color=color, linewidth=0.8, alpha=0.8, zorder=2,
+                    linestyle=_PUBLISHED_DASHES[j % len(_PUBLISHED_DASHES)])
+    if has_selected:
+        handles.append(matplotlib.lines.Line2D([], [], color="0.2", linewidth=1.6, label="selected equation"))
+    handles += [matplotlib.lines.Line2D([], [], color="0.3", linewidth=0.8,
+                                        linestyle=_PUBLISHED_DASHES[j % len(_PUBLISHED_DASHES)], label=labels[c])
+                for j, c in enumerate(published)]
+    x = part[axis].to_numpy(float)
+    if axis == "freq_hz" and (x > 0).all():
+        ax.set_xscale("log")
+        ax.set_xlim(x.min() / 1.5, x.max() * 1.5)
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.set_xlabel("pairing frequency (Hz)")
+    else:
+        ax.set_xlabel("t_post - t_pre (ms)" if axis == "lag_ms" else "pairing frequency (Hz)")
+    ax.axhline(0.0, color="0.6", linewidth=0.6)
+    ax.set_ylabel("Δw (fractional change)")
+    ax.set_title("Pairings" + (" against frequency" if axis == "freq_hz" else " (STDP window)"))
+    ax.legend(handles=handles, loc="best", fontsize=6.5)
+
+
+def _other_panel(ax, part: pd.DataFrame, published, labels, has_selected: bool, first: bool) -> None:
+    pos = np.arange(len(part), dtype=float)
+    n = len(published) + has_selected
+    _data_points(ax, pos - (0.2 if n else 0.0), part, "0.1", legend=True)
+    offsets = -0.05 + np.arange(n) * (0.3 / max(n - 1, 1))  # the models side by side, right of the data
+    k = 0
+    if has_selected:
+        ax.plot(pos + offsets[k], part["dw_selected"].to_numpy(float), "D", color=style.KIND_COLORS["equation"],
+                markersize=4, linestyle="none", label="selected equation", zorder=3)
+        k += 1
+    for j, col in enumerate(published):
+        ax.plot(pos + offsets[k], part[col].to_numpy(float), _PUBLISHED_MARKERS[j % len(_PUBLISHED_MARKERS)],
+                color="0.45", mfc="white", markersize=3.5, linestyle="none", label=labels[col], zorder=2)
+        k += 1
+    ax.axhline(0.0, color="0.6", linewidth=0.6)
+    ax.set_xticks(pos, part["label"].astype(str).tolist(), rotation=40, ha="right", fontsize=6.5)
+    ax.set_xlim(-0.6, len(part) - 0.4)
+    if first:
+        ax.set_ylabel("Δw (fractional change)")
+    ax.set_title("Other protocols")
+    ax.legend(loc="best", fontsize=6.5)
+
+
 def _selected_with_coefficients(run_dir: Path) -> pd.DataFrame | None:
     """``equations.csv`` when its selected equation records coefficients, else ``None``.
 
@@ -306,6 +457,7 @@ FIGURES: dict[str, tuple[Callable[[Path], Any], Callable[[Any], Figure]]] = {
     "comparison": (rundir.read_comparison, comparison_figure),
     "comparison_window": (rundir.read_comparison_windows, comparison_window_figure),
     "comparison_frequency": (rundir.read_comparison_frequency, comparison_frequency_figure),
+    "data_fit": (rundir.read_data_fit, data_fit_figure),
 }
 
 
@@ -317,8 +469,8 @@ def write_figures(run_dir: str | os.PathLike) -> list[Path]:
     coefficients), ``verification`` (``verification.csv``), ``trajectories``
     (``trajectories.npz``), ``comparison`` (``comparison.csv``), ``comparison_window``
     (``comparison_windows.csv``, spiking rules), ``comparison_frequency``
-    (``comparison_frequency.csv``, spiking rules). A figure whose input is absent, or has
-    no rows, is skipped.
+    (``comparison_frequency.csv``, spiking rules), ``data_fit`` (``data_fit.csv``, tasks
+    fitted to measured data). A figure whose input is absent, or has no rows, is skipped.
 
     Args:
       run_dir: the run directory.
@@ -341,4 +493,5 @@ def write_figures(run_dir: str | os.PathLike) -> list[Path]:
 
 __all__ = ["meta_loss_figure", "pareto_figure", "verification_figure", "coefficients_figure", "selected_coefficients",
            "trajectories_figure", "comparison_figure", "comparison_window_figure", "comparison_frequency_figure",
-           "runs_figure", "FREQUENCY_RULE_LABELS", "figure_bytes", "save_figure", "FIGURES", "write_figures"]
+           "runs_figure", "data_fit_figure", "published_columns", "published_label", "pairing_axis", "MAX_PUBLISHED",
+           "FREQUENCY_RULE_LABELS", "figure_bytes", "save_figure", "FIGURES", "write_figures"]

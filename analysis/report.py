@@ -49,6 +49,7 @@ def build_report(run_dir: str | os.PathLike, figure_paths: Iterable[Path] = (),
     equations = rundir.read_equations(run_dir)
     verification = rundir.read_verification(run_dir)
     trajectories = rundir.read_trajectories(run_dir)
+    fit, data_fit = rundir.read_fit(run_dir), rundir.read_data_fit(run_dir)
     captions = {
         "meta_loss": "Meta-loss and validation loss against meta-training step.",
         "pareto": "Equation front: fit loss against complexity; the star marks the selected equation.",
@@ -62,6 +63,7 @@ def build_report(run_dir: str | os.PathLike, figure_paths: Iterable[Path] = (),
         "coefficients": "Coefficients of the selected equation with 95 % confidence intervals (bootstrap over "
                         "episodes); after a refit on the task, open squares: the regression on the neural rule's dw.",
         "trajectories": sections.trajectories_caption(trajectories),
+        "data_fit": sections.data_fit_caption(data_fit),
     }
     figs = {}
     for p in figure_paths:
@@ -77,6 +79,7 @@ def build_report(run_dir: str | os.PathLike, figure_paths: Iterable[Path] = (),
     blocks += sections.task_section(config, config_text)
     blocks += sections.meta_section(history, figs)
     blocks += sections.selected_section(equations, figs)
+    blocks += sections.data_fit_section(fit, data_fit, equations, figs)
     blocks += sections.front_section(equations, figs)
     blocks += sections.verification_section(verification, figs)
     comparison = rundir.read_comparison(run_dir)
@@ -117,7 +120,8 @@ def run(run_dir: str | os.PathLike, behaviour: bool = True) -> dict[str, Any]:
     """Write the analysis of a run directory: comparison, figures, LaTeX tables, two reports.
 
     Reads ``config.toml`` and ``manifest.json`` (required) and whichever of
-    ``meta_history.csv``, ``equations.csv`` and ``verification.csv`` exist; writes
+    ``meta_history.csv``, ``equations.csv``, ``verification.csv`` and, for tasks fitted
+    to measured data, ``fit.csv`` and ``data_fit.csv`` exist; writes
     ``comparison.csv`` (the selected equation against the canonical rules, see
     :mod:`analysis.compare`), ``figures/*.png|pdf``, ``tables/*.tex``, ``report.md``
     and ``report.html``, every file atomically (temporary file in the same directory,

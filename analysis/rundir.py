@@ -9,7 +9,9 @@ Two kinds of trouble are kept apart:
 
 * a *missing* optional file (``meta_history.csv``, ``equations.csv``,
   ``verification.csv``, ``trajectories.npz``) is normal for a partial run: the loaders
-  return ``None`` and the report carries a note from :func:`missing_note`;
+  return ``None`` and the report carries a note from :func:`missing_note`; ``fit.csv``
+  and ``data_fit.csv`` exist only for tasks fitted to measured data (``fit_protocols``),
+  so their absence is no note at all;
 * a *malformed* file (a column missing, a value that is not a number, no selected
   equation) is a bug upstream: it raises :class:`discover.io.RunDirError` (a
   ``ValueError``) whose message names the file, the problem and the command that
@@ -32,7 +34,10 @@ from .contract import (
     COMPARISON_FREQUENCY,
     COMPARISON_WINDOWS,
     CONFIG,
+    DATA_FIT,
     EQUATIONS,
+    FIT,
+    FIT_KINDS,
     MANIFEST,
     META_HISTORY,
     NONEMPTY_COLUMNS,
@@ -230,6 +235,18 @@ def selected_row(equations: pd.DataFrame) -> pd.Series:
     return sel.iloc[0] if len(sel) else equations.iloc[0]
 
 
+def choice_column(df: pd.DataFrame, col: str, allowed, path: Path, name: str) -> None:
+    """Raise where a cell of ``col`` is not one of ``allowed`` (naming the row and the file's
+    producer)."""
+    bad = ~df[col].isin(allowed)
+    if bad.any():
+        row = int(bad.to_numpy().nonzero()[0][0])
+        raise run_dir_error(
+            f"{path}: column {col!r}, row {row + 1} holds {df[col].iloc[row]!r}; "
+            f"use one of {', '.join(allowed)}; {regenerate(name)}"
+        )
+
+
 def read_verification(run_dir: str | os.PathLike) -> pd.DataFrame | None:
     """Read ``verification.csv``: each rule's meta-objective on held-out episodes.
 
@@ -254,13 +271,7 @@ def read_verification(run_dir: str | os.PathLike) -> pd.DataFrame | None:
     path = Path(run_dir) / VERIFICATION
     df["rule"] = df["rule"].fillna("").astype(str)
     df["kind"] = df["kind"].fillna("").astype(str).str.strip()
-    bad = ~df["kind"].isin(VERIFICATION_KINDS)
-    if bad.any():
-        row = int(bad.to_numpy().nonzero()[0][0])
-        raise run_dir_error(
-            f"{path}: column 'kind', row {row + 1} holds {df['kind'].iloc[row]!r}; "
-            f"use one of {', '.join(VERIFICATION_KINDS)}; {regenerate(VERIFICATION)}"
-        )
+    choice_column(df, "kind", VERIFICATION_KINDS, path, VERIFICATION)
     if "equation" in df.columns:
         text_column(df, "equation")
     if "selected" in df.columns:  # the verified policy's pick (discover.io.selected_id)
@@ -333,6 +344,93 @@ def read_comparison_frequency(run_dir: str | os.PathLike) -> pd.DataFrame | None
     return df
 
 
+def read_fit(run_dir: str | os.PathLike) -> pd.DataFrame | None:
+    r"""Read ``fit.csv``: each model's fit to the task's measured data (``fit_protocols``).
+
+    Written by verification under the ``aic`` policy, one row per model: ``rule``
+    (``eq<id>`` or a published set such as ``pg2006_visual_all_to_all_minimal``), ``kind``
+    (one of :data:`FIT_KINDS`), ``equation`` (plain text), ``loss`` (the error
+    :math:`E = \frac{1}{N}\sum_i ((\Delta w_i^\mathrm{model} - \Delta w_i)/\sigma_i)^2`
+    over the N experiments), ``free_parameters`` (k), ``chi_square`` (N E) and ``aic``
+    (chi2 + 2k; Akaike 1974).
+
+    Args:
+      run_dir: the run directory.
+
+    Returns:
+      The table sorted by AIC (stable; NaN last), ``free_parameters`` as ints, and a
+      boolean column ``selected``, True on the equation of least AIC (the one the
+      ``aic`` policy selects; no row when no equation has a finite AIC); ``None`` if
+      the file is absent.
+
+    Raises:
+      RunDirError: if a column is missing or empty, a number is malformed, a ``kind``
+        is not one of :data:`FIT_KINDS` or ``free_parameters`` is not a whole number
+        >= 0.
+    """
+    df = _read_csv(run_dir, FIT)
+    if df is None:
+        return None
+    path = Path(run_dir) / FIT
+    for col in ("rule", "kind", "equation"):
+        text_column(df, col)
+    df["kind"] = df["kind"].str.strip()
+    choice_column(df, "kind", FIT_KINDS, path, FIT)
+    k = df["free_parameters"]
+    bad = ~((k >= 0) & (k == k.round()))
+    if bad.any():
+        row = int(bad.to_numpy().nonzero()[0][0])
+        raise run_dir_error(
+            f"{path}: column 'free_parameters' must hold whole numbers >= 0, but row {row + 1} holds "
+            f"{float(k.iloc[row]):g}; {regenerate(FIT)}"
+        )
+    df["free_parameters"] = k.astype(int)
+    df = df.sort_values("aic", kind="stable", na_position="last").reset_index(drop=True)
+    candidates = df[(df["kind"] == "equation") & df["aic"].notna()]
+    df["selected"] = df.index == (candidates.index[0] if len(candidates) else -1)
+    return df
+
+
+def read_data_fit(run_dir: str | os.PathLike) -> pd.DataFrame | None:
+    """Read ``data_fit.csv``: every measured experiment beside each model's ``dw`` on it.
+
+    One row per experiment: ``dataset, protocol, label, pre_ms, post_ms, freq_hz,
+    lag_ms`` (``t_post - t_pre`` of a pairing, NaN for other protocols such as
+    triplets), ``pairs, trains, dw, sem`` (NaN where the data give none), ``sigma`` (the
+    SEM the fit used: ``sem``, else the task's default SEM), then one column
+    ``dw_<name>`` per model (``dw_neural``, ``dw_selected``, ``dw_pg2006_<set>``).
+
+    Args:
+      run_dir: the run directory.
+
+    Returns:
+      The table in file order, text columns as strings and every ``dw_<name>``,
+      ``pairs`` and ``trains`` column as floats, or ``None`` if the file is absent.
+
+    Raises:
+      RunDirError: if a column is missing, a number is malformed, ``dw`` or ``sigma`` is
+        empty, or a ``sigma`` is not a positive number.
+    """
+    df = _read_csv(run_dir, DATA_FIT)
+    if df is None:
+        return None
+    path = Path(run_dir) / DATA_FIT
+    for col in ("dataset", "protocol", "label", "pre_ms", "post_ms"):
+        if col in df.columns:
+            text_column(df, col)
+    for col in df.columns:
+        if col.startswith("dw_") or col in ("pairs", "trains"):
+            numeric_column(df, col, path, DATA_FIT)
+    bad = ~(df["sigma"] > 0)
+    if bad.any():
+        row = int(bad.to_numpy().nonzero()[0][0])
+        raise run_dir_error(
+            f"{path}: column 'sigma' must hold positive numbers (the SEM each experiment is weighted by), but "
+            f"row {row + 1} holds {float(df['sigma'].iloc[row]):g}; {regenerate(DATA_FIT)}"
+        )
+    return df
+
+
 def missing_inputs(
     run_dir: str | os.PathLike,
     names: Sequence[str] = (META_HISTORY, EQUATIONS, VERIFICATION),
@@ -350,7 +448,8 @@ def read_all(run_dir: str | os.PathLike) -> dict[str, Any]:
 
     Returns:
       ``{"config": dict, "config_text": str, "manifest": dict, "meta_history": df | None,
-      "equations": df | None, "verification": df | None, "trajectories": dict | None}``.
+      "equations": df | None, "verification": df | None, "trajectories": dict | None,
+      "fit": df | None, "data_fit": df | None}``.
 
     Raises:
       RunDirError: as the individual readers do.
@@ -364,11 +463,15 @@ def read_all(run_dir: str | os.PathLike) -> dict[str, Any]:
         "equations": read_equations(run_dir),
         "verification": read_verification(run_dir),
         "trajectories": read_trajectories(run_dir),
+        "fit": read_fit(run_dir),
+        "data_fit": read_data_fit(run_dir),
     }
 
 
 __all__ = ["CONFIG", "MANIFEST", "META_HISTORY", "EQUATIONS", "VERIFICATION", "COMPARISON", "COMPARISON_WINDOWS",
-           "COMPARISON_FREQUENCY", "TRAJECTORIES", "PRODUCERS", "REQUIRED_COLUMNS", "VERIFICATION_KINDS",
+           "COMPARISON_FREQUENCY", "TRAJECTORIES", "FIT", "DATA_FIT", "PRODUCERS", "REQUIRED_COLUMNS",
+           "VERIFICATION_KINDS", "FIT_KINDS",
            "TRAJECTORY_ARRAYS", "missing_note", "parse_coefficients", "read_config", "read_manifest",
            "read_meta_history", "read_equations", "selected_row", "read_verification", "read_comparison",
-           "read_comparison_windows", "read_comparison_frequency", "read_trajectories", "missing_inputs", "read_all"]
+           "read_comparison_windows", "read_comparison_frequency", "read_fit", "read_data_fit", "read_trajectories",
+           "missing_inputs", "read_all"]

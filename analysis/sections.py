@@ -1,8 +1,8 @@
 """The sections of a run's report, each a list of blocks (:mod:`analysis.blocks`).
 
-One function per section (task, meta-training, selected equation, front, verification,
-comparison, manifest) takes what :mod:`analysis.rundir` read and the figures written,
-and says in a note what is missing and which command writes it.
+One function per section (task, meta-training, selected equation, fit to data, front,
+verification, comparison, manifest) takes what :mod:`analysis.rundir` read and the
+figures written, and says in a note what is missing and which command writes it.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from . import rundir, tables
@@ -31,6 +32,7 @@ from .blocks import (
     number,
     seconds,
 )
+from .contract import regenerate
 from .latex import row_timescales, timescales_text
 
 
@@ -117,6 +119,144 @@ def selected_section(equations: pd.DataFrame | None, figs: dict[str, FigureBlock
     if figs and "coefficients" in figs:
         blocks.append(figs["coefficients"])
     return blocks
+
+
+def data_fit_section(
+    fit: pd.DataFrame | None,
+    data: pd.DataFrame | None,
+    equations: pd.DataFrame | None = None,
+    figs: dict[str, FigureBlock] | None = None,
+) -> list[Block]:
+    """The fit of the equations and the published rules to the task's measured data.
+
+    Only for tasks fitted to measured experiments (``fit_protocols``), which write
+    ``fit.csv`` and ``data_fit.csv``: the data sets and the error measure in words, which
+    model Akaike's criterion selects, a table of every model sorted by AIC (the
+    selected one in bold) and the ``data_fit`` figure. Nothing when neither file exists.
+
+    Args:
+      fit: ``fit.csv`` as :func:`analysis.rundir.read_fit` returns it (sorted by AIC,
+        ``selected`` on the equation of least AIC), or ``None``.
+      data: ``data_fit.csv`` as :func:`analysis.rundir.read_data_fit` returns it, or ``None``.
+      equations: ``equations.csv`` (its ``selected`` row is the run's pick), to check that
+        the pick is the AIC's; ``None`` skips the check.
+      figs: the figures written (``data_fit`` is shown).
+
+    Returns:
+      The blocks of the section, or ``[]``.
+    """
+    if fit is None and data is None:
+        return []
+    blocks: list[Block] = [Heading("Fit to data")]
+    facts = []
+    if data is not None:
+        counts = data["dataset"].value_counts(sort=False)
+        sets = ", ".join(code(d) + (f" ({n})" if len(counts) > 1 else "") for d, n in counts.items())
+        pairing = int(np.isfinite(data["lag_ms"].to_numpy(float)).sum())
+        other = len(data) - pairing
+        kinds = ("all pairings" if not other else "none a pairing" if not pairing
+                 else f"{pairing} pairing{'s' if pairing != 1 else ''}, {other} other")
+        facts.append(f"Measured weight changes of {sets}: N = {len(data)} experiments ({kinds}).")
+    facts.append("Error measure E: the mean over the experiments of ((Δw_model − Δw_data) / SEM)², the mean "
+                 "squared deviation from the data in units of the SEM (Pfister & Gerstner 2006);")
+    facts[-1] += " " + (_default_sem_text(data) if data is not None else "the SEM used is in `data_fit.csv`.")
+    facts.append("k counts a model's free parameters (its coefficients and learned time constants); "
+                 "χ² = N·E and AIC = χ² + 2k (Akaike 1974): the equation of least AIC is selected.")
+    blocks.append(Para(" ".join(facts)))
+    if fit is None:
+        blocks.append(Note(rundir.missing_note(rundir.FIT)))
+    else:
+        blocks += _fit_choice(fit, equations)
+        rows = [
+            [
+                f"**{r['rule']}** (selected)" if r["selected"] else code(r["rule"]),
+                r["kind"],
+                code(r["equation"]) if r["equation"] else "",
+                number(r["loss"]),
+                str(int(r["free_parameters"])),
+                number(r["aic"]),
+            ]
+            for _, r in fit.iterrows()
+        ]
+        blocks.append(Table(["rule", "kind", "equation", "E", "k", "AIC"], rows))
+    if data is None:
+        blocks.append(Note(rundir.missing_note(rundir.DATA_FIT)))
+    if figs and "data_fit" in figs:
+        blocks.append(figs["data_fit"])
+    files = [f for f, df in ((rundir.FIT, fit), (rundir.DATA_FIT, data)) if df is not None]
+    latex = "LaTeX: `tables/fit.tex`; " if fit is not None else ""
+    blocks.append(Para(f"{latex}data: {', '.join(code(f) for f in files)}."))
+    return blocks
+
+
+def _default_sem_text(data: pd.DataFrame) -> str:
+    """How experiments without a SEM were weighted, from ``data_fit.csv``'s ``sem`` and ``sigma``."""
+    missing = data[~np.isfinite(data["sem"].to_numpy(float))]
+    if missing.empty:
+        return "every experiment has a measured SEM."
+    values = sorted(set(missing["sigma"].astype(float)))
+    value = f", {number(values[0])}" if len(values) == 1 else ""
+    n = len(missing)
+    return (f"the {n} experiment{'s' if n != 1 else ''} without a SEM {'are' if n != 1 else 'is'} weighted by the "
+            f"task's default SEM{value} (column `sigma` of `data_fit.csv`).")
+
+
+def _fit_choice(fit: pd.DataFrame, equations: pd.DataFrame | None) -> list[Block]:
+    """Which model the AIC selects, how the best published fit compares, and a note when
+    the run's selected equation is another one."""
+    sel = fit[fit["selected"]]
+    if sel.empty:
+        return [Note("`fit.csv` has no equation with a finite AIC, so none is selected.")]
+    row = sel.iloc[0]
+    text = (f"Akaike's criterion selects **{row['rule']}** (E = {number(row['loss'])}, k = "
+            f"{int(row['free_parameters'])}, AIC = {number(row['aic'])})")
+    published = fit[(fit["kind"] == "published") & fit["aic"].notna()]
+    if len(published):
+        best = published.iloc[0]  # fit is sorted by AIC
+        delta = float(best["aic"]) - float(row["aic"])
+        text += (f"; the best published fit, {code(best['rule'])}, has AIC = {number(best['aic'])} "
+                 f"(ΔAIC = {'+' if delta >= 0 else '−'}{number(abs(delta))}"
+                 f"{', lower than the selected equation' if delta < 0 else ''})")
+    blocks: list[Block] = [Para(text + ".")]
+    if equations is not None:
+        pick = f"eq{rundir.selected_row(equations)['id']}"
+        if pick != row["rule"]:
+            blocks.append(Note(f"The run's selected equation ({code(pick)}, section Selected equation) is not the "
+                               f"equation of least AIC in `fit.csv` ({code(row['rule'])}): `fit.csv` may be stale; "
+                               f"{regenerate(rundir.FIT)}."))
+    return blocks
+
+
+def data_fit_caption(data: pd.DataFrame | None) -> str:
+    """Caption of the fit-to-data figure (``data_fit.csv``): which panels it has, what is drawn."""
+    if data is None:
+        return ""
+    from .figures import MAX_PUBLISHED, pairing_axis, published_columns, published_label
+
+    lag = np.isfinite(data["lag_ms"].to_numpy(float))
+    published = published_columns(data)[:MAX_PUBLISHED]
+    models = "the selected equation" if "dw_selected" in data else ""
+    if published:
+        names = ", ".join(published_label(c, published) for c in published)
+        pub = f"the published fit{'s' if len(published) > 1 else ''} ({names})"
+        models = f"{models} and {pub}" if models else pub
+    parts = []
+    if lag.any():
+        by_freq = pairing_axis(data[lag]) == "freq_hz"
+        against, colour = (("pairing frequency", "lag t_post − t_pre") if by_freq
+                           else ("lag t_post − t_pre", "pairing frequency"))
+        lines = ("; solid: the selected equation" if "dw_selected" in data else "") + (
+            "; thin dashed: the published fits, one dash pattern each" if published else "")
+        parts.append(f"{'Left: p' if (~lag).any() else 'P'}airings, Δw against {against}, one colour per "
+                     f"{colour}{lines}.")
+    if (~lag).any():
+        parts.append(f"{'Right: o' if lag.any() else 'O'}ther protocols, one position per experiment; "
+                     "markers: the models.")
+    open_points = ("; open points: experiments without a SEM, at the task's default"
+                   if not np.isfinite(data["sem"].to_numpy(float)).all() else "")
+    pg = "; P&G: Pfister & Gerstner 2006's triplet rule at a published parameter set" if published else ""
+    return (f"Measured weight change (points; error bars: the SEM the fit used{open_points}) beside "
+            f"{models or 'the data alone'}{pg}. " + " ".join(parts))
 
 
 def front_section(equations: pd.DataFrame | None, figs: dict[str, FigureBlock]) -> list[Block]:
@@ -329,8 +469,9 @@ def trajectories_caption(trajectories: dict[str, Any] | None) -> str:
             f"time ({unit}); {teacher}neural rule dashed, selected equation dotted.")
 
 
-__all__ = ["fit_section", "task_section", "meta_section", "selected_section", "front_section", "verification_section",
-           "comparison_section", "manifest_section", "trajectories_caption", "frequency_caption"]
+__all__ = ["fit_section", "task_section", "meta_section", "selected_section", "data_fit_section", "front_section",
+           "verification_section", "comparison_section", "manifest_section", "trajectories_caption",
+           "frequency_caption", "data_fit_caption"]
 
 
 def fit_section(manifest: dict) -> list[Block]:

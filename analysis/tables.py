@@ -146,6 +146,10 @@ def verification_table(
             "confidence interval (CI) and ratio to the neural rule."
         )
     header = ["Rule", "Kind", "Objective", "CI", "Relative to neural"]
+    # long rule names (a published parameter set: pg2006_hippocampal_all_to_all_minimal)
+    # wrap after their underscores in a column of their own width
+    long_names = any(len(str(r)) > 16 for r in df["rule"])
+    rule_cell = breakable_text if long_names else escape_latex
     rows = []
     for _, row in df.iterrows():
         lo, hi = float(row["objective_ci_low"]), float(row["objective_ci_high"])
@@ -155,14 +159,15 @@ def verification_table(
             ci = rf"$[{format_number(lo, digits)}, \allowbreak {format_number(hi, digits)}]$"
         rows.append(
             [
-                escape_latex(row["rule"]),
+                rule_cell(row["rule"]),
                 escape_latex(row["kind"]),
                 math_cell(row["objective_mean"], digits),
                 ci,
                 math_cell(row["relative_to_neural"], digits),
             ]
         )
-    return environment(caption, label, r"llr>{\centering\arraybackslash}Xr", header, rows)
+    first = r">{\raggedright\arraybackslash}p{0.26\textwidth}" if long_names else "l"
+    return environment(caption, label, first + r"lr>{\centering\arraybackslash}Xr", header, rows)
 
 
 def comparison_table(
@@ -291,13 +296,110 @@ def runs_table_latex(
     return environment(caption, label, colspec, header, rows)
 
 
+#: Lines of table rows one float of :func:`fit_table` holds before it continues in the next,
+#: so that a long table still fits on its pages.
+FIT_LINES_PER_TABLE = 24
+
+
+def _fit_row_lines(rule: str, latex: str) -> int:
+    """About how many lines a row of :func:`fit_table` takes: its equation (about 36
+    characters of printed math a line) or its rule name (about 11 characters), whichever wraps more."""
+    import re
+
+    printed = re.sub(r"\\[a-zA-Z]+|[{}_^ ]", "", latex)  # what is typeset, roughly
+    return max(1, math.ceil(len(printed) / 36), math.ceil(len(rule) / 11))
+
+
+def fit_table(
+    df: pd.DataFrame,
+    digits: int = 3,
+    experiments: int | None = None,
+    caption: str | None = None,
+    label: str = "tab:fit",
+) -> str:
+    r"""A booktabs table of each model's fit to the measured data (``fit.csv``).
+
+    Columns: rule (wraps after its underscores), kind, the equation :math:`\Delta w`
+    (wraps), the error :math:`E` (mean squared deviation from the data in units of the
+    SEM), the free parameters :math:`k` and Akaike's criterion
+    :math:`\mathrm{AIC} = N E + 2k`, in the order of ``df`` (:func:`analysis.rundir.read_fit`
+    sorts by AIC). The selected equation's row is set in bold. A table too long for one
+    page (more than :data:`FIT_LINES_PER_TABLE` lines, estimated) continues in further
+    ``table`` floats, each captioned as a continuation and labelled ``<label>-2``, ...
+
+    Args:
+      df: ``fit.csv`` as a DataFrame; needs ``rule, kind, equation, loss,
+        free_parameters, aic, selected``.
+      digits: significant figures.
+      experiments: the number N of experiments, named in the default caption.
+      caption: caption text (LaTeX); a default explains the columns.
+      label: the ``\label`` key.
+
+    Returns:
+      The ``table`` environment(s) as a string ending in a newline.
+
+    Example::
+
+      >>> df = pd.DataFrame({"rule": ["eq1", "pg2006_visual_nearest_minimal"], "kind": ["equation", "published"],
+      ...                    "equation": ["0.01*s_post*tr_pre", "0.05*s_post*tr_pre - 0.008*s_pre*tr_post"],
+      ...                    "loss": [0.5, 0.35], "free_parameters": [1, 3], "aic": [7.0, 9.5],
+      ...                    "selected": [True, False]})
+      >>> tex = fit_table(df, experiments=10)
+    """
+    if caption is None:
+        n = f"{experiments} " if experiments is not None else ""
+        caption = (
+            f"Fit of each model to the {n}measured experiments, sorted by Akaike's information criterion. "
+            r"$E$: mean squared deviation from the data in units of the SEM; $k$: free parameters; "
+            r"$\mathrm{AIC} = N E + 2k$. The selected equation (least AIC among the equations) is set in bold."
+        )
+    chunks: list[list[Sequence[str]]] = [[]]
+    used = 0
+    for _, row in df.iterrows():
+        bold = bool(row["selected"])
+        plain = str(row["equation"] or "").strip()
+        latex = ""
+        if plain and plain.lower() != "nan":
+            # \left( \right) would box a factor, which then could not wrap in its column
+            latex = equation_latex(pd.Series({"latex": "", "equation": plain}), digits)
+            latex = breakable_math(latex.replace(r"\left(", "(").replace(r"\right)", ")"))
+        eq = (rf"{{\boldmath${latex}$}}" if bold else f"${latex}$") if latex else "--"
+
+        def text(s: str, bold: bool = bold) -> str:
+            return rf"\textbf{{{s}}}" if bold else s
+
+        lines = _fit_row_lines(str(row["rule"]), latex)
+        if chunks[-1] and used + lines > FIT_LINES_PER_TABLE:
+            chunks.append([])
+            used = 0
+        used += lines
+        chunks[-1].append(
+            [
+                text(breakable_text(row["rule"])),
+                text(escape_latex(row["kind"])),
+                eq,
+                math_cell(row["loss"], digits, bold=bold),
+                text(str(int(row["free_parameters"]))),
+                math_cell(row["aic"], digits, bold=bold),
+            ]
+        )
+    header = ["Rule", "Kind", r"$\Delta w$", "$E$", "$k$", "AIC"]
+    colspec = r">{\raggedright\arraybackslash}p{0.17\linewidth}l" + WRAP + "rrr"
+    return "\n".join(
+        environment(caption if i == 0 else rf"Table~\ref{{{label}}}, continued.",
+                    label if i == 0 else f"{label}-{i + 1}", colspec, header, rows)
+        for i, rows in enumerate(chunks)
+    )
+
+
 def write_tables(run_dir: str | os.PathLike) -> list[Path]:
     """Write the LaTeX tables of a run directory into its ``tables/`` folder.
 
     Writes ``tables/equations.tex`` (if ``equations.csv`` exists),
     ``tables/verification.tex`` (if ``verification.csv`` exists),
-    ``tables/comparison.tex`` (if ``comparison.csv`` exists) and always
-    ``tables/preview.tex``; each file atomically.
+    ``tables/comparison.tex`` (if ``comparison.csv`` exists), ``tables/fit.tex`` (if
+    ``fit.csv`` exists: tasks fitted to measured data) and always ``tables/preview.tex``;
+    each file atomically.
 
     Args:
       run_dir: the run directory.
@@ -324,11 +426,18 @@ def write_tables(run_dir: str | os.PathLike) -> list[Path]:
         written.append(atomic_write_text(out / "comparison.tex", comparison_table(comparison)))
     elif (out / "comparison.tex").exists():
         (out / "comparison.tex").unlink()  # stale: comparison.csv is gone
+    fit = rundir.read_fit(run_dir)
+    if fit is not None:
+        data = rundir.read_data_fit(run_dir)
+        n = None if data is None else len(data)
+        written.append(atomic_write_text(out / "fit.tex", fit_table(fit, experiments=n)))
+    elif (out / "fit.tex").exists():
+        (out / "fit.tex").unlink()  # stale: fit.csv is gone
     preview = preview_document([p.name for p in written])
     written.append(atomic_write_text(out / "preview.tex", preview))
     return written
 
 
-__all__ = ["equations_table", "verification_table", "comparison_table", "runs_table_latex", "write_tables",
+__all__ = ["equations_table", "verification_table", "comparison_table", "fit_table", "runs_table_latex", "write_tables",
            "escape_latex", "expr_latex", "format_number", "equation_latex", "preview_document", "breakable_text",
            "breakable_math"]

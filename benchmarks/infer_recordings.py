@@ -32,6 +32,10 @@ RULES = {
     "oja_decay": "0.01*x*y - 0.01*w*y**2 - 0.05*w*x",  # not canonical: our choice
 }
 TOLERANCE = 0.10
+# zero-mean inputs at 50 x 50: with imitate's default means in [0, 1], Oja drives |w| to 1 and y
+# to a s.d. of ~3.5, where a degree-3 student diverges in its first 100 meta-steps (measured);
+# here y has a s.d. of ~1.2
+INPUT_MEAN = [-0.5, 0.5]
 # the example of configs/infer_oja.toml: small enough to ship
 EXAMPLE = {"n": 10, "episodes": 24, "steps": 100, "noise": 0.5, "recorded": 0.5, "seed": 0}
 
@@ -44,7 +48,8 @@ def recording(rule: str, n: int, episodes: int, steps: int, noise: float, record
 
     return simulate_recording(RateNetwork(n_pre=n, n_post=n), SymbolicRule.from_string(RULES[rule], label=rule),
                               episodes=episodes, steps=steps, record_every=5, noise=noise, recorded=recorded,
-                              seed=seed, keep_weights=keep_weights, w0_range=[-1.0 / n**0.5, 1.0 / n**0.5])
+                              seed=seed, keep_weights=keep_weights, w0_range=[-1.0 / n**0.5, 1.0 / n**0.5],
+                              input_mean_range=INPUT_MEAN if n > 10 else [0.0, 1.0])
 
 
 def config(path: Path, n: int, steps: int, meta_steps: int) -> dict:

@@ -27,7 +27,8 @@ import numpy as np
 import sympy
 
 from .rollout import Rollout
-from .vocabulary import BINARY
+from .rules.base import add_spike
+from .vocabulary import BINARY, SYMBOLS
 
 #: the local variables an event-driven protocol can give a rule
 EVENT_VARIABLES = ("s_pre", "s_post", "tr_pre", "tr_post", "tr_pre_slow", "tr_post_slow", "w")
@@ -43,7 +44,7 @@ def is_event_driven(rule) -> bool:
     expr = getattr(rule, "expr", None)
     if expr is None:
         return False
-    spikes = {sympy.Symbol(n, real=True) for n in BINARY}
+    spikes = {SYMBOLS[n] for n in BINARY}
     return all(t.free_symbols & spikes for t in sympy.Add.make_args(sympy.expand(expr)) if t != 0)
 
 
@@ -102,11 +103,10 @@ def simulate_events(rule, params, step, s_pre, s_post, *, dt: float, w0: float =
       state after the last event and ``diverged_at`` the event index.
     """
     tau = rule.tau(params)
-    nearest = getattr(rule, "traces", "all_to_all") == "nearest"
     rate = {k: dt / tau[k] for k in _TRACES}
 
     def add(tr, s):
-        return tr * (1.0 - s) + s if nearest else tr + s
+        return add_spike(rule, tr, s)
 
     def body(carry, ev):
         st, k, div = carry

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 
 from .config import ConfigError, NetworkConfig
 from .registry import NETWORKS
-from .rules.base import Rule
+from .rules.base import Rule, add_spike
 from .spikes import spike
 
 ACTIVATIONS = {
@@ -268,12 +268,9 @@ class LIFNetwork(Network):
         if not self.feedback_gradient:
             s_post = jax.lax.stop_gradient(s_post)
         decay = {k: jnp.exp(-self.dt / tau[k]) for k in ("tau_pre", "tau_post", "tau_pre_slow", "tau_post_slow")}
-        if getattr(rule, "traces", "all_to_all") == "nearest":  # a spike sets its traces to 1
-            def add(tr, s):
-                return tr * (1.0 - s) + s
-        else:
-            def add(tr, s):
-                return tr + s
+        def add(tr, s):
+            return add_spike(rule, tr, s)
+
         tr_pre = add(state["tr_pre"] * decay["tau_pre"], s_pre)
         tr_post = state["tr_post"] * decay["tau_post"]
         tr_pre_slow = state["tr_pre_slow"] * decay["tau_pre_slow"]

@@ -114,8 +114,9 @@ def extra_rows(front: pd.DataFrame, exprs: Sequence[sympy.Expr], X: np.ndarray, 
     they were fitted to something else, e.g. a task's data), scored on ``(X, y)`` for
     reference, duplicates of existing term sets left out, ids continuing, sorted by
     complexity. Such rows need not be on the Pareto front of ``(X, y)``."""
-    seen = {frozenset(str(t) for t in terms(parse)) for parse in
-            (sympy.sympify(e, locals={n: sympy.Symbol(n, real=True) for n in names}) for e in front["sympy"])}
+    from discover.equations import parse_equation
+
+    seen = {frozenset(str(t) for t in terms(parse_equation(e, variables=names))) for e in front["sympy"]}
     records, next_id = [], int(front["id"].max()) + 1 if len(front) else 0
     for expr in exprs:
         key = frozenset(str(t) for t in terms(expr))

@@ -48,9 +48,9 @@ def visited_samples(task, rule, params, key, episodes: int, samples: int, event_
         if spikes and (event_fraction > 0 or not task.between_spikes):
             is_event = M[:, spikes].max(axis=1) > 0.5
             ev, quiet = np.flatnonzero(is_event), np.flatnonzero(~is_event)
-            share = 1.0 if not task.between_spikes else event_fraction  # events only: the rest is padding
-            if not task.between_spikes:
-                quiet = quiet[:0]
+            share = event_fraction
+            if not task.between_spikes:  # only events were simulated: the rest is padding
+                quiet, share = quiet[:0], 1.0
             n_ev = min(len(ev), int(round(per * share)))
             pick = np.concatenate([rng.choice(ev, n_ev, replace=False) if n_ev else np.empty(0, int),
                                    rng.choice(quiet, min(len(quiet), per - n_ev), replace=False)])

@@ -150,7 +150,6 @@ def refine_front(front: pd.DataFrame, task, names, timescales: dict, d, progress
 
     front = front.copy()
     front["refit_loss"] = np.nan
-    front["timescales"] = [json.dumps(read_timescales(e, timescales)) for e in front["sympy"]]
     for i, row in front.iterrows():
         expr = parse_equation(row["sympy"], variables=names)
         out = refine(task, expr, timescales, steps=d.refine_steps, episodes=d.refine_episodes, seed=d.seed,
@@ -225,11 +224,10 @@ def run(cfg: Config | None, run_dir: str | Path, backend: str | None = None, pro
             print(f"distill: {len(extra)} term sets fitted to the task's data directly join the front", flush=True)
     front = add_intervals(front, names, X, dw, groups, d.bootstrap, d.seed)
     timescales = {k: float(v) for k, v in rule.tau(params).items()}  # the learned ones, where learned
-    if d.refine_steps > 0:
+    front["timescales"] = [json.dumps(read_timescales(e, timescales)) for e in front["sympy"]]
+    if d.refine_steps > 0:  # a refitted row's own time constants replace its timescales
         refit = rule.learned_timescales if d.refine_timescales else ()
         front = refine_front(front, task, names, timescales, d, progress, refit_optimizer(cfg), rule.traces, refit)
-    else:
-        front["timescales"] = [json.dumps(read_timescales(e, timescales)) for e in front["sympy"]]
     policy = "best" if d.policy in ("verified", "aic") else d.policy  # those pick in verification
     front["selected"] = False
     front.loc[select(front, policy), "selected"] = True

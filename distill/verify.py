@@ -71,6 +71,13 @@ def canonical_scale(task, neural, nparams, candidate, cparams, episodes) -> floa
     return float(a @ b / denom) if denom > 0 else 0.0
 
 
+def row_rule(row, timescales: dict[str, float], neural) -> SymbolicRule:
+    """The rule of an ``equations.csv`` row, as it is verified: its time constants (the
+    neural rule's, with the row's refitted ones over them) and the neural rule's trace mode."""
+    return SymbolicRule.from_string(str(row["sympy"]), {}, timescales=run_timescales(row, timescales),
+                                    label=f"eq{row['id']}", traces=neural.traces)
+
+
 def run(cfg: Config | None, run_dir: str | Path, progress: bool = True) -> pd.DataFrame:
     run_dir = Path(run_dir)
     cfg = cfg or load_run_config(run_dir)
@@ -98,8 +105,7 @@ def run(cfg: Config | None, run_dir: str | Path, progress: bool = True) -> pd.Da
 
     add("neural", "neural", "", neural, nparams)
     for _, row in eqs.iterrows():
-        rule = SymbolicRule.from_string(str(row["sympy"]), {}, timescales=run_timescales(row, timescales),
-                                        label=f"eq{row['id']}", traces=neural.traces)
+        rule = row_rule(row, timescales, neural)
         add(f"eq{row['id']}", "equation", str(row["equation"]), rule, rule.init(jax.random.key(0)))
     probe = jax.tree_util.tree_map(lambda a: a[:4], episodes)
     kind = task.network.kind
@@ -136,8 +142,7 @@ def run(cfg: Config | None, run_dir: str | Path, progress: bool = True) -> pd.Da
     chosen = {"neural": (neural, nparams)}
     sel = selected_equation(run_dir)
     if sel is not None:
-        eq = SymbolicRule.from_string(str(sel["sympy"]), {}, timescales=run_timescales(sel, timescales),
-                                      label=f"eq{sel['id']}", traces=neural.traces)
+        eq = row_rule(sel, timescales, neural)
         chosen["selected"] = (eq, eq.init(jax.random.key(0)))
     chosen.update({name: (ref, ref.init(jax.random.key(0))) for name, ref in task.references().items()})
     data = task.data_predictions(chosen)
@@ -257,8 +262,7 @@ def write_trajectories(run_dir: str | Path, task, neural, nparams, episodes, tim
     out["time_unit"] = np.array(unit)
     row = selected_equation(run_dir)
     if row is not None:
-        rule = SymbolicRule.from_string(str(row["sympy"]), {}, timescales=run_timescales(row, timescales),
-                                        label=f"eq{row['id']}", traces=neural.traces)
+        rule = row_rule(row, timescales, neural)
         out["W_selected"] = weights(rule, rule.init(jax.random.key(0)))
         out["selected_id"] = np.array(str(row["id"]))
         out["selected_equation"] = np.array(str(row["equation"]))

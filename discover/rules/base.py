@@ -66,6 +66,14 @@ class EventDriven:
 #: (nearest-spike interactions; Pfister & Gerstner 2006, "Nearest-spike interactions")
 TRACE_MODES = ("all_to_all", "nearest")
 
+def add_spike(rule, trace, spike):
+    """``trace`` after ``spike`` (0/1) enters it under ``rule``'s trace mode: plus 1, or set
+    to 1 (``traces = "nearest"``); the one place both simulators take it from."""
+    if getattr(rule, "traces", "all_to_all") == "nearest":
+        return trace * (1.0 - spike) + spike
+    return trace + spike
+
+
 # which local variables each time constant shapes
 TRACE_OF = {
     "tau_pre": ("tr_pre",), "tau_post": ("tr_post",), "tau_pre_slow": ("tr_pre_slow",),

@@ -73,7 +73,9 @@ def at_spikes(expr: sympy.Expr, names: Sequence[str]) -> sympy.Expr:
     between spikes. For data sampled at spike events only (a task whose ``between_spikes``
     is false), where a term without a spike factor is only the shared part of the spike
     terms, not a change between spikes."""
-    spikes = [sympy.Symbol(n, real=True) for n in names if n in BINARY]
+    from discover.vocabulary import SYMBOLS
+
+    spikes = [SYMBOLS[n] for n in names if n in BINARY]
     if not spikes:
         return expr
     out = []

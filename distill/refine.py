@@ -44,10 +44,69 @@ from .simplify import terms
 REFINE_OPTIMIZERS = ("adam", "cma_es")
 
 
+class Objective:
+    """The refit objective of one family of equations, compiled once: the task's mean and
+    per-episode loss of ``sum_k scale_k u_k b_k`` over a fixed basis ``b`` (the union of the
+    terms of a whole front), with ``scale`` an argument, zero for the terms an equation
+    lacks. Every equation of a front then refits through the same compiled programs; one
+    jitted objective per equation spent most of a distill stage compiling (a front of 10
+    equations, ~60 compilations each)."""
+
+    def __init__(self, task, basis, timescales: dict, *, episodes: int, seed: int, traces: str, refit):
+        from discover.rules.base import timescales_read
+
+        self.basis = list(basis)
+        self.cs = [sympy.Symbol(f"c{k}", real=True) for k in range(len(self.basis))]
+        self.names = [c.name for c in self.cs]
+        read = timescales_read({v.name for b in self.basis for v in b.free_symbols}, timescales)
+        self.refit = tuple(k for k in refit if k in read)
+        self.rule = SymbolicRule.from_expr(sympy.Add(*[c * b for c, b in zip(self.cs, self.basis)]),
+                                           {n: 0.0 for n in self.names}, timescales=timescales, label="refine",
+                                           traces=traces, learn_timescales=self.refit or False)
+        self.params = self.rule.init(jax.random.key(0))
+        pool = task.keep_valid(task.training_sample(jax.random.key(50_000 + seed), episodes))
+        self.keys = self.names + [f"log_{k}" for k in self.refit]
+
+        def per_episode(core, scale):
+            p = {"core": {n: scale[i] * core[n] for i, n in enumerate(self.names)},
+                 "log_tau": {**self.params["log_tau"], **{k: core[f"log_{k}"] for k in self.refit}}}
+            return jax.vmap(lambda e: task.episode_loss(self.rule, p, e)[0])(pool)
+
+        def mean_loss(core, scale):
+            return jnp.mean(per_episode(core, scale))
+
+        def flat(fn):
+            return lambda vec, scale: fn(dict(zip(self.keys, vec)), scale)
+
+        self.per_episode, self.mean_loss = jax.jit(per_episode), jax.jit(mean_loss)
+        self.hessian = jax.jit(jax.hessian(flat(mean_loss)))
+        self.jacobian = jax.jit(jax.jacobian(flat(per_episode)))
+        self._adam = {}
+
+    def start(self):
+        return {**{n: jnp.float32(1.0) for n in self.names},
+                **{f"log_{k}": self.params["log_tau"][k] for k in self.refit}}
+
+    def adam_step(self, steps: int, learning_rate: float):
+        """One jitted Adam step (cosine schedule over ``steps``), shared by the equations."""
+        if (steps, learning_rate) not in self._adam:
+            opt = optax.chain(optax.clip_by_global_norm(1.0),
+                              optax.adam(optax.cosine_decay_schedule(learning_rate, steps, 0.05)))
+
+            @jax.jit
+            def step(core, state, scale):
+                loss, g = jax.value_and_grad(self.mean_loss)(core, scale)
+                upd, state = opt.update(g, state, core)
+                return optax.apply_updates(core, upd), state, loss
+
+            self._adam[steps, learning_rate] = (opt, step)
+        return self._adam[steps, learning_rate]
+
+
 def refine(task, expr: sympy.Expr, timescales: dict, *, steps: int = 300, learning_rate: float = 0.02,
            episodes: int = 16, seed: int = 0, level: float = 0.95, optimizer: str = "adam",
            sigma: float = 0.1, population: int = 16, span: float = 0.5, traces: str = "all_to_all",
-           refit_timescales=()):
+           refit_timescales=(), objective: Objective | None = None):
     """Meta-train the coefficients of ``expr`` (term set fixed) on ``task``.
 
     Args:
@@ -66,84 +125,75 @@ def refine(task, expr: sympy.Expr, timescales: dict, *, steps: int = 300, learni
       refit_timescales: time constants refitted with the coefficients (in log space), those
         of them the equation's traces use (``[distill] refine_timescales``: the ones the
         neural rule learned); the others keep ``timescales``.
+      objective: an :class:`Objective` whose basis holds every term of ``expr``, built with
+        the same task, timescales, episodes, seed, traces and refit_timescales (Adam only:
+        :func:`distill.stage.refine_front` shares one over a front); ``None``: its own.
 
     Returns:
       ``(refined_expr, {str(term): (value, ci_low, ci_high)}, final_loss, timescales)``
       (``timescales``: the equation's, refitted where asked), or ``None`` when the refit
       diverged (the regression coefficients are then kept).
     """
+    if optimizer not in REFINE_OPTIMIZERS:
+        raise ValueError(f"unknown refit optimizer {optimizer!r}; choose one of {', '.join(REFINE_OPTIMIZERS)}")
     parts = terms(expr)
     if not parts:
         return None
-    basis = list(parts)
-    scale = np.array([parts[b] for b in basis], np.float64)
-    us = [sympy.Symbol(f"u{k}", real=True) for k in range(len(basis))]
-    template = sympy.Add(*[sympy.Float(s) * u * b for s, u, b in zip(scale, us, basis)])
+    evolve = optimizer == "cma_es"
     from discover.rules.base import timescales_read
 
     read = timescales_read({v.name for v in expr.free_symbols}, timescales)
-    refit = tuple(k for k in refit_timescales if k in read)
-    rule = SymbolicRule.from_expr(template, {u.name: 1.0 for u in us}, timescales=timescales, label="refine",
-                                  traces=traces, learn_timescales=refit or False)
-    params = rule.init(jax.random.key(0))
-    pool = task.keep_valid(task.training_sample(jax.random.key(50_000 + seed), episodes))
-    start = {**params["core"], **{f"log_{k}": params["log_tau"][k] for k in refit}}
+    if objective is None or evolve:  # CMA-ES searches the equation's own dimensions only
+        objective = Objective(task, list(parts), timescales, episodes=episodes, seed=seed, traces=traces,
+                              refit=refit_timescales)
+    missing = [t for t in parts if t not in objective.basis]
+    if missing:
+        raise ValueError(f"the refit objective's basis lacks the terms {missing} of {expr}")
+    scale_all = jnp.asarray([parts.get(b, 0.0) for b in objective.basis], jnp.float32)
+    used = [objective.basis.index(t) for t in parts]
+    own = [objective.names[i] for i in used]
+    own_refit = tuple(k for k in objective.refit if k in read)
+    if evolve:
+        def mean_loss(core):
+            return objective.mean_loss(core, scale_all)
 
-    def full(core):
-        return {"core": {u.name: core[u.name] for u in us},
-                "log_tau": {**params["log_tau"], **{k: core[f"log_{k}"] for k in refit}}}
-
-    def per_episode(core):
-        p = full(core)
-        return jax.vmap(lambda e: task.episode_loss(rule, p, e)[0])(pool)
-
-    def mean_loss(core):
-        return jnp.mean(per_episode(core))
-
-    if optimizer not in REFINE_OPTIMIZERS:
-        raise ValueError(f"unknown refit optimizer {optimizer!r}; choose one of {', '.join(REFINE_OPTIMIZERS)}")
-    names = [x.name for x in us]
-    evolve = optimizer == "cma_es"
-    core = (_evolve(mean_loss, start, steps, sigma, population, seed) if evolve
-            else _descend(mean_loss, start, steps, learning_rate))
+        core = _evolve(mean_loss, objective.start(), steps, sigma, population, seed)
+    else:
+        core = _descend(objective, scale_all, steps, learning_rate)
     if core is None:
         return None
-    final = float(mean_loss(core))
-    u = np.array([float(core[n]) for n in names])
+    final = float(objective.mean_loss(core, scale_all))
+    scale = np.array([float(parts[t]) for t in parts], np.float64)
+    u = np.array([float(core[n]) for n in own])
     value = scale * u
     if evolve:
-        ulo, uhi = _indistinguishable(per_episode, core, names, level, span)
+        ulo, uhi = _indistinguishable(lambda c: objective.per_episode(c, scale_all), core, own, level, span)
     else:
         z = float(jax.scipy.stats.norm.ppf(0.5 + level / 2))
-        se = _sandwich_se(per_episode, mean_loss, core, names + [f"log_{k}" for k in refit])[:len(names)]
+        keys = own + [f"log_{k}" for k in own_refit]
+        se = _sandwich_se(objective, scale_all, core, keys)[:len(own)]
         ulo, uhi = u - z * se, u + z * se
     a, b = scale * ulo, scale * uhi
+    basis = list(parts)
     refined = sympy.Add(*[sympy.Float(v) * t for v, t in zip(value, basis)])
     cis = {str(t): (float(v), float(min(x, y)), float(max(x, y))) for t, v, x, y in zip(basis, value, a, b)}
     taus = {k: float(v) for k, v in timescales.items() if k in read}
-    taus.update({k: float(np.exp(float(core[f"log_{k}"]))) for k in refit})
+    taus.update({k: float(np.exp(float(core[f"log_{k}"]))) for k in own_refit})
     return refined, cis, final, taus
 
 
-def _descend(mean_loss, core, steps, learning_rate):
-    """Adam on the mean loss; ``None`` if it diverges or ends above its start."""
-    opt = optax.chain(optax.clip_by_global_norm(1.0),
-                      optax.adam(optax.cosine_decay_schedule(learning_rate, steps, 0.05)))
-
-    @jax.jit
-    def step(core, state):
-        loss, g = jax.value_and_grad(mean_loss)(core)
-        upd, state = opt.update(g, state, core)
-        return optax.apply_updates(core, upd), state, loss
-
+def _descend(objective, scale, steps, learning_rate):
+    """Adam on the mean loss from ``u = 1``; ``None`` if it diverges or ends above its start."""
+    opt, step = objective.adam_step(steps, learning_rate)
+    core = objective.start()
     state = opt.init(core)
-    start = float(mean_loss(core))
+    start = float(objective.mean_loss(core, scale))
     for _ in range(steps):
-        new, state, loss = step(core, state)
+        new, state, loss = step(core, state, scale)
         if not np.isfinite(float(loss)):
             return None
         core = new
-    final = float(mean_loss(core))
+    final = float(objective.mean_loss(core, scale))
     return None if not np.isfinite(final) or final > start else core
 
 
@@ -217,11 +267,12 @@ def _sandwich(H, G):
     return np.sqrt(np.clip(np.diag(V), 0.0, None))
 
 
-def _sandwich_se(per_episode, mean_loss, core, names):
-    def flat(fn):
-        return lambda vec: fn({**core, **{n: vec[i] for i, n in enumerate(names)}})
-
-    vec = jnp.asarray([core[n] for n in names])
-    H = np.asarray(jax.hessian(flat(mean_loss))(vec), np.float64)
-    G = np.asarray(jax.jacobian(flat(per_episode))(vec), np.float64)  # [episodes, params]
+def _sandwich_se(objective, scale, core, keys):
+    """Sandwich standard errors of ``keys`` (the equation's own parameters): Hessian and
+    per-episode gradients over the objective's whole vector, then the equation's block
+    (a term the equation lacks has scale 0 and no gradient)."""
+    vec = jnp.asarray([core[k] for k in objective.keys])
+    idx = [objective.keys.index(k) for k in keys]
+    H = np.asarray(objective.hessian(vec, scale), np.float64)[np.ix_(idx, idx)]
+    G = np.asarray(objective.jacobian(vec, scale), np.float64)[:, idx]  # [episodes, params]
     return _sandwich(H, G)

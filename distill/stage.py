@@ -145,16 +145,22 @@ def refine_front(front: pd.DataFrame, task, names, timescales: dict, d, progress
     ``refit_timescales``: time constants refitted with the coefficients where the row's
     equation reads them; the row's ``timescales`` then holds its own refitted values.
     """
-    from .refine import refine
-    from .simplify import format_equation, latex_equation
+    from .refine import Objective, refine
+    from .simplify import format_equation, latex_equation, terms
 
     front = front.copy()
     front["refit_loss"] = np.nan
+    exprs = {i: parse_equation(row["sympy"], variables=names) for i, row in front.iterrows()}
+    objective = None
+    if optimizer == "adam":  # one compiled objective over the union of the front's terms
+        basis = list(dict.fromkeys(t for e in exprs.values() for t in terms(e)))
+        objective = Objective(task, basis, timescales, episodes=d.refine_episodes, seed=d.seed, traces=traces,
+                              refit=refit_timescales) if basis else None
     for i, row in front.iterrows():
-        expr = parse_equation(row["sympy"], variables=names)
+        expr = exprs[i]
         out = refine(task, expr, timescales, steps=d.refine_steps, episodes=d.refine_episodes, seed=d.seed,
                      optimizer=optimizer, sigma=d.refine_sigma, population=d.refine_population, traces=traces,
-                     refit_timescales=refit_timescales)
+                     refit_timescales=refit_timescales, objective=objective)
         if out is None:
             if progress:
                 hint = ("; through a closed spiking loop, try [distill] refine_optimizer = \"cma_es\""

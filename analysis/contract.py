@@ -80,7 +80,7 @@ NONEMPTY_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 
 #: The kinds of rule a row of ``verification.csv`` may describe.
-VERIFICATION_KINDS: tuple[str, ...] = ("neural", "equation", "canonical", "teacher", "published")
+VERIFICATION_KINDS: tuple[str, ...] = ("neural", "equation", "canonical", "teacher", "published", "baseline")
 
 #: The kinds of model a row of ``fit.csv`` may describe: a distilled equation, or a
 #: published fit to the same data (fit_protocols: Pfister & Gerstner 2006's parameter sets).

@@ -103,13 +103,18 @@ def build_student(cfg: Config, task, key=None) -> Rule:
 
 def probe_normalization(task, rule, key, episodes: int = 4):
     """Mean and std of each feature of ``rule`` where episodes visit it (driven by the task's
-    ``driver()``, e.g. a teacher, or by no plasticity)."""
+    ``driver()``, e.g. a teacher, or by no plasticity), or as the task's ``feature_stats()``
+    gives them."""
     eps = task.keep_valid(task.sample(key, episodes))
     driver = task.driver() or SymbolicRule.from_string("0*w")
     dparams = driver.init(key)
     locs = jax.vmap(lambda e: task.visited(driver, dparams, e))(eps)
     norm = []
+    given = task.feature_stats()
     for n in getattr(rule, "features", rule.inputs):
+        if n in given:
+            norm.append(tuple(round(float(v), 6) for v in given[n]))
+            continue
         v = np.asarray(locs[n], np.float64).ravel()
         sd = float(v.std())
         norm.append((round(float(v.mean()), 6), round(sd if sd > 1e-8 else 1.0, 6)))

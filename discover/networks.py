@@ -139,11 +139,13 @@ class LIFConfig(NetworkConfig):
     post_mode: str = "given"  # given (open loop) | closed
     surrogate_beta: float = 1.0
     feedback_gradient: bool = True  # closed loop: false = no meta-gradient from spikes back into plasticity
+    reset: bool = True  # false: spikes leave the membrane alone (no reset, no refractoriness)
+    dw_tau: float = 0.0  # ms; > 0: the rule's output is low-passed with this time constant before it changes w
 
     choices: ClassVar[dict[str, tuple]] = {"synapse": ("current", "conductance"), "integration": ("exact", "euler"),
                                            "post_mode": ("given", "closed")}
     positive: ClassVar[tuple[str, ...]] = ("dt", "tau_m", "tau_syn")
-    nonnegative: ClassVar[tuple[str, ...]] = ("t_ref", "w_scale")
+    nonnegative: ClassVar[tuple[str, ...]] = ("t_ref", "w_scale", "dw_tau")
 
     def check(self, cfg):
         super().check(cfg)
@@ -178,6 +180,16 @@ class LIFNetwork(Network):
     and slow traces before their own spike's increment (Pfister & Gerstner 2006); a rule with
     ``traces = "nearest"`` has each spike set its traces to 1 instead of adding 1.
 
+    ``psp`` (current synapses) is each input's unit-weight PSP: the membrane response above
+    rest to that input's spikes through a synapse of weight 1, so that ``v - v_rest = W @ psp``
+    for fixed weights without reset (Urbanczik & Senn 2014's PSP; Jordan et al. 2021). A
+    task may give a teaching potential ``u_target [n_post]`` per step (without one it is the
+    neuron's own potential: no teaching signal, no error). ``reset = False``: a
+    spike leaves the membrane alone (no reset, no refractoriness; E2L's error-driven task).
+    ``dw_tau > 0``: the rule's output is low-passed with that time constant (ms) and the
+    low-pass, not the output, is added to ``w`` each step (the plasticity induction variable
+    of Jordan et al. 2021's ``us_sympy_synapse``, ``tau_I``).
+
     ``post_mode = "given"`` takes postsynaptic spikes from the inputs (open loop);
     ``"closed"`` generates them from the membrane, with a surrogate gradient.
 
@@ -209,14 +221,17 @@ class LIFNetwork(Network):
     post_mode: str = "closed"
     surrogate_beta: float = 1.0
     feedback_gradient: bool = True
+    reset: bool = True
+    dw_tau: float = 0.0
     v0: float | None = None
 
     Config: ClassVar[type] = LIFConfig
     kind: ClassVar[str] = "lif"
     spiking = True
     activity = "s_post"
-    input_names = ("s_pre", "s_post", "m")
-    local_variables = ("s_pre", "s_post", "tr_pre", "tr_post", "tr_pre_slow", "tr_post_slow", "v_post", "w", "m")
+    input_names = ("s_pre", "s_post", "m", "u_target")
+    local_variables = ("s_pre", "s_post", "tr_pre", "tr_post", "tr_pre_slow", "tr_post_slow", "v_post", "w", "m",
+                       "psp", "u_target")
 
     def __post_init__(self):
         for field, value, choices in [("synapse", self.synapse, ("current", "conductance")),
@@ -229,11 +244,34 @@ class LIFNetwork(Network):
         z_post = jnp.zeros((self.n_post,), jnp.float32)
         z_pre = jnp.zeros((self.n_pre,), jnp.float32)
         v0 = self.v_rest if self.v0 is None else self.v0
-        return {
+        state = {
             "W": jnp.asarray(W0, jnp.float32),
             "v": z_post + v0, "g": z_post, "ref": z_post,
             "tr_pre": z_pre, "tr_post": z_post, "tr_pre_slow": z_pre, "tr_post_slow": z_post,
+            "psp": z_pre, "isyn": z_pre,
         }
+        if self.dw_tau > 0:
+            state["dw_lp"] = jnp.zeros_like(state["W"])
+        return state
+
+    def _psp_step(self, psp, isyn):
+        """One step of the unit-weight PSP (current synapse, no reset): the membrane's
+        response, above rest, to a synapse of weight 1, so that ``v - v_rest = W @ psp``
+        for fixed weights without reset."""
+        if self.synapse != "current":
+            return psp, isyn
+        new_v, new_g = self._membrane(psp + self.v_rest, isyn)
+        return new_v - self.v_rest, new_g
+
+    def unit_psp(self, s_pre):
+        """The unit-weight PSP of each input over spike trains ``s_pre [T, n_pre]`` as the
+        rule sees it in each step (``[T, n_pre]``): a teacher's membrane potential is
+        ``v_rest + psp @ w`` (a fixed-weight neuron without reset)."""
+        def f(c, s):
+            psp, isyn = self._psp_step(*c)
+            return (psp, isyn + self.w_scale * s), psp
+        z = jnp.zeros(s_pre.shape[1:], jnp.float32)
+        return jax.lax.scan(f, (z, z), s_pre)[1]
 
     def _membrane(self, v, g):
         dt, tau_m = self.dt, self.tau_m
@@ -260,6 +298,7 @@ class LIFNetwork(Network):
         refractory = state["ref"] > 0
         v_int, g = self._membrane(state["v"], state["g"])
         v = jnp.where(refractory, state["v"], v_int)
+        psp, isyn = self._psp_step(state["psp"], state["isyn"])
         if self.post_mode == "given":
             s_post = inp["s_post"]
         else:
@@ -282,19 +321,28 @@ class LIFNetwork(Network):
             "tr_pre_slow": tr_pre_slow[None, :], "tr_post_slow": tr_post_slow[:, None],
             "v_post": v[:, None], "w": W,
             "m": inp.get("m", jnp.zeros((), jnp.float32)),
+            "psp": psp[None, :], "u_target": inp.get("u_target", v)[:, None],  # no teacher: no error
         }
         dw = rule(rparams, local)
         local["s_post"] = s_out[:, None]
+        new = {}
+        if self.dw_tau > 0:  # the synapse's plasticity induction variable (Jordan et al. 2021, us_sympy_synapse)
+            a = math.exp(-self.dt / self.dw_tau)
+            dw = new["dw_lp"] = state["dw_lp"] * a + (1.0 - a) * dw
         W_new = _clip(W + dw, self.w_min, self.w_max)
         g = g + self.w_scale * (W @ s_pre)
-        v = v * (1.0 - s_post) + self.v_reset * s_post
-        # Brian2's rule: a neuron may fire again once t - t_spike >= t_ref, so the membrane
-        # is held for the n_ref - 1 steps after the spike step.
-        n_ref = max(round(self.t_ref / self.dt) - 1, 0)
-        ref = jnp.where(s_post > 0, float(n_ref), jnp.maximum(state["ref"] - 1.0, 0.0))
-        new = {
+        if self.reset:
+            v = v * (1.0 - s_post) + self.v_reset * s_post
+            # Brian2's rule: a neuron may fire again once t - t_spike >= t_ref, so the membrane
+            # is held for the n_ref - 1 steps after the spike step.
+            n_ref = max(round(self.t_ref / self.dt) - 1, 0)
+            ref = jnp.where(s_post > 0, float(n_ref), jnp.maximum(state["ref"] - 1.0, 0.0))
+        else:
+            ref = state["ref"]
+        new.update({
             "W": W_new, "v": v, "g": g, "ref": ref,
             "tr_pre": tr_pre, "tr_post": add(tr_post, s_post),
             "tr_pre_slow": add(tr_pre_slow, s_pre), "tr_post_slow": add(tr_post_slow, s_post),
-        }
+            "psp": psp, "isyn": isyn + self.w_scale * s_pre,
+        })
         return new, local

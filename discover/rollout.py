@@ -57,7 +57,7 @@ class Rollout(NamedTuple):
 
 def rollout(network, rule, params, state, inputs, *, record_every: int = 1, steps: int | None = None,
             until=None, chunk: int | None = None, truncate: bool = False,
-            record_locals: bool = False, w_limit: float | None = None) -> Rollout:
+            record_locals: bool = False, w_limit: float | None = None, activity: str | None = None) -> Rollout:
     """Run ``network`` with plasticity ``rule`` from ``state`` over ``inputs``.
 
     Args:
@@ -80,6 +80,8 @@ def rollout(network, rule, params, state, inputs, *, record_every: int = 1, step
         finite values, so values and gradients stay finite) and ``diverged_at`` records
         the step. Tasks pass ``[task] max_weight``; the meta-loss counts such episodes
         apart (:func:`discover.optimizers.batch_loss`) instead of turning NaN.
+      activity: the local variable recorded as ``Rollout.activity`` (default the network's,
+        ``network.activity``), e.g. ``"v_post"`` for a task whose loss reads membrane potentials.
 
     Returns:
       A :class:`Rollout`.
@@ -96,7 +98,7 @@ def rollout(network, rule, params, state, inputs, *, record_every: int = 1, step
     k = record_every
     if steps % k:
         raise ValueError(f"{steps} steps are not a multiple of record_every = {k}")
-    act = network.activity
+    act = network.activity if activity is None else activity
 
     def step(carry, x):
         state, energy, t, div = carry

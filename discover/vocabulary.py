@@ -19,6 +19,7 @@ class Variable:
     networks: tuple[str, ...]  # "rate", "lif"
     binary: bool = False  # spike indicators: s**2 == s
     side: str = "synapse"  # "pre", "post", "synapse" or "global"
+    unit: str = ""  # physical unit where variables share one (membrane potentials: "mV")
 
 
 VARIABLES: dict[str, Variable] = {
@@ -32,7 +33,11 @@ VARIABLES: dict[str, Variable] = {
         Variable("tr_post", "fast postsynaptic trace (+1 per spike, tau_post)", ("lif",), side="post"),
         Variable("tr_pre_slow", "slow presynaptic trace (tau_x), read before its own spike", ("lif",), side="pre"),
         Variable("tr_post_slow", "slow postsynaptic trace (tau_y), read before its own spike", ("lif",), side="post"),
-        Variable("v_post", "postsynaptic membrane potential (mV)", ("lif",), side="post"),
+        Variable("v_post", "postsynaptic membrane potential (mV)", ("lif",), side="post", unit="mV"),
+        Variable("psp", "presynaptic spike train filtered by the synaptic and membrane kernels: the PSP (mV) a "
+                 "synapse of weight 1 adds at the soma", ("lif",), side="pre"),
+        Variable("u_target", "a teaching membrane potential (mV), given by the task", ("lif",), side="post",
+                 unit="mV"),
         Variable("w", "the synapse's weight", ("rate", "lif")),
         Variable("m", "global third factor (reward, error, neuromodulator)", ("rate", "lif"), side="global"),
         Variable("theta", "BCM sliding threshold, low-pass of y**2", ("rate",), side="post"),

@@ -124,7 +124,8 @@ def run(cfg: Config | None, run_dir: str | Path, progress: bool = True) -> pd.Da
     for name, ref in task.references().items():
         expr = ref.bound_expr() if isinstance(ref, SymbolicRule) else ""
         # kind "teacher": a rule the task itself supplies as the reference (imitate's teacher);
-        # "published": a published fit to the task's data (fit_protocols)
+        # "published": a published fit to the task's data (fit_protocols); "baseline": a
+        # hand-made rule to beat (error_driven's no plasticity)
         add(name, task.reference_kind(), format_equation(expr) if expr != "" else "", ref, ref.init(jax.random.key(0)))
     df = pd.DataFrame(rows, columns=[c for c in COLUMNS if c not in ("relative_to_neural", "selected")])
     neural_mean = df.loc[df["kind"] == "neural", "objective_mean"].iloc[0]

@@ -16,7 +16,9 @@ variables has 119 terms, mostly products of rare events, and does not meta-train
 
 ``scales`` (one per non-spike input) make the monomials O(1): the rule evaluates the
 monomials of ``z / scale`` (a slow trace at 50 Hz is ~5, its square ~30). The printed
-equation (:meth:`as_expr`) is in the original variables.
+equation (:meth:`as_expr`) is in the original variables. A rule applied every step to
+inputs far from 0 (membrane potentials in mV) takes ``normalize = true``: monomials of
+``(z - shift) / scale``, a constant term included, the same polynomials reparameterized.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import sympy
 from ..config import RuleConfig
 from ..monomials import evaluate_monomials, monomial_exponents, monomial_exprs
 from ..registry import RULES
-from ..vocabulary import SYMBOLS
+from ..vocabulary import SYMBOLS, VARIABLES
 from .base import EventDriven, Rule
 
 
@@ -41,6 +43,10 @@ class PolynomialConfig(RuleConfig):
     degree: int = 3
     output_scale: float = 0.01
     event_driven: bool | None = None  # default: True for spiking networks
+    # input normalization from the task's episodes; None: event-driven rules only (z / rms z).
+    # True for a rule applied every step: (z - mean) / sd, with a constant term (inputs far
+    # from 0, such as membrane potentials in mV); False: raw inputs
+    normalize: bool | None = None
 
     positive: ClassVar[tuple[str, ...]] = ("degree", "output_scale")
 
@@ -52,21 +58,46 @@ class PolynomialRule(EventDriven, Rule):
     output_scale: float = 0.01
     event_driven: bool = False
     scales: tuple[float, ...] = ()  # per feature; () = all 1
+    normalize: bool | None = None  # None: event-driven rules only
+    shifts: tuple[float, ...] = ()  # per feature, subtracted before scaling (every-step rules); () = none
 
     Config: ClassVar[type] = PolynomialConfig
     default_label: ClassVar[str] = "polynomial"
 
     def normalized(self, probe):
-        """Event-driven: monomials of ``z / rms(z)`` where the episodes visit ``z`` (so that
-        Adam's steps fit all terms)."""
-        if probe is None or not self.event_driven:
+        """Monomials of normalized inputs where the episodes visit them (so that Adam's steps
+        fit all terms): event-driven, ``z / rms(z)``; applied every step (``normalize =
+        True``), ``(z - mean) / sd`` with a constant term, variables of one unit (the
+        membrane potentials ``v_post``, ``u_target``) sharing a pooled mean and sd, so that
+        their difference is a difference of normalized values. The equation is in raw ``z``."""
+        on = self.event_driven if self.normalize is None else self.normalize
+        if probe is None or not on:
             return self
-        scales = tuple(round(float(np.hypot(m, s)), 6) or 1.0 for m, s in probe(self))
-        return replace(self, scales=scales)
+        stats = probe(self)
+        if self.event_driven:
+            return replace(self, scales=tuple(round(float(np.hypot(m, s)), 6) or 1.0 for m, s in stats))
+        stats = [list(ms) for ms in stats]
+        groups = {}
+        for i, n in enumerate(self.features):
+            if VARIABLES[n].unit:
+                groups.setdefault(VARIABLES[n].unit, []).append(i)
+        for idx in groups.values():  # one shift and scale per unit: z1 - z2 stays a difference
+            means = np.array([stats[i][0] for i in idx])
+            sd = float(np.sqrt(np.mean([stats[i][1] ** 2 for i in idx]) + means.var()))
+            for i in idx:
+                stats[i] = [float(means.mean()), sd]
+        return replace(self, shifts=tuple(round(float(m), 6) for m, _ in stats),
+                       scales=tuple(round(float(s), 6) or 1.0 for _, s in stats))
 
     @property
     def exponents(self) -> np.ndarray:
-        return monomial_exponents(self.features, self.degree, include_constant=self.event_driven)
+        return monomial_exponents(self.features, self.degree, include_constant=self.event_driven or bool(self.shifts))
+
+    def _shifts(self) -> np.ndarray:
+        s = np.asarray(self.shifts or (0.0,) * len(self.features), np.float64)
+        if s.shape != (len(self.features),):
+            raise ValueError(f"shifts {self.shifts} must be one number per feature {self.features}")
+        return s
 
     def _scales(self) -> np.ndarray:
         s = np.asarray(self.scales or (1.0,) * len(self.features), np.float64)
@@ -82,8 +113,8 @@ class PolynomialRule(EventDriven, Rule):
     def apply(self, core, local):
         if not self.event_driven:
             shape = jnp.broadcast_shapes(*[jnp.shape(local[n]) for n in self.inputs])
-            vals = jnp.stack([jnp.broadcast_to(local[n], shape) / c for n, c in zip(self.features, self._scales())],
-                             axis=-1)
+            vals = jnp.stack([(jnp.broadcast_to(local[n], shape) - m) / c
+                              for n, m, c in zip(self.features, self._shifts(), self._scales())], axis=-1)
             return self.output_scale * evaluate_monomials(vals, self.exponents, xp=jnp) @ core["coef"]
         # event-driven: elementwise sums, not a matmul: XLA on CPU runs a tiny dot with two
         # heads per time step far slower than fused multiply-adds (20x for a pair rule)
@@ -104,6 +135,13 @@ class PolynomialRule(EventDriven, Rule):
 
     def as_expr(self, params) -> sympy.Expr:
         coef = np.asarray(params["core"]["coef"], np.float64) * self.output_scale
+        if self.shifts and not self.event_driven:  # monomials of (z - m) / s, expanded in z
+            zs = [(sym - sympy.Float(m)) / sympy.Float(c) for sym, m, c in
+                  zip(monomial_exprs(self.features, np.eye(len(self.features), dtype=int)), self._shifts(),
+                      self._scales())]
+            terms = [sympy.Float(k) * sympy.Mul(*[z**int(e) for z, e in zip(zs, row) if e])
+                     for k, row in zip(coef, self.exponents)]
+            return sympy.expand(sympy.Add(*terms))
         # monomial of z/scale = monomial of z times prod(scale**-e)
         unscale = np.prod(self._scales()[None, :] ** (-self.exponents.astype(np.float64)), axis=1)
         monos = monomial_exprs(self.features, self.exponents)

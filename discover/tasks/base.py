@@ -64,6 +64,8 @@ class Task:
     # whether visited() steps between spikes too; False where a task simulates spike events
     # only (fit_protocols), so that distillation samples events alone
     between_spikes: ClassVar[bool] = True
+    # the local variable a rollout records as its activity (None: the network's, y or s_post)
+    activity: ClassVar[str | None] = None
 
     @classmethod
     def from_config(cls, cfg, network) -> "Task":
@@ -115,6 +117,12 @@ class Task:
         (a teacher); ``None``: no plasticity."""
         return None
 
+    def feature_stats(self) -> dict[str, tuple[float, float]]:
+        """``{variable: (mean, sd)}`` a student's input normalization takes instead of the
+        probe's, where the task knows better than episodes without plasticity (the spread
+        of the weights its solutions span; default: none)."""
+        return {}
+
     def rule_inputs(self) -> tuple[str, ...]:
         """Local variables a student must see besides its defaults (e.g. a teacher's)."""
         return ()
@@ -125,7 +133,8 @@ class Task:
 
     def reference_kind(self) -> str:
         """What ``references()`` are, as ``verification.csv`` names them: ``"teacher"`` (a rule
-        the task imitates) or ``"published"`` (published fits to the task's data)."""
+        the task imitates), ``"published"`` (published fits to the task's data) or ``"baseline"``
+        (hand-made rules to beat, such as no plasticity)."""
         return "teacher"
 
     def explained(self, loss: float) -> float | None:
@@ -180,7 +189,7 @@ class Task:
     def simulate(self, rule, params, episode, *, chunk=None, truncate=False, record_locals=False) -> Rollout:
         return rollout(self.network, rule, params, self.initial_state(episode), self.inputs(episode),
                        record_every=self.record_every, steps=self.steps, chunk=chunk, truncate=truncate,
-                       record_locals=record_locals, w_limit=self.w_limit)
+                       record_locals=record_locals, w_limit=self.w_limit, activity=self.activity)
 
     def episode_loss(self, rule, params, episode, *, chunk=None, truncate=False):
         """``(meta-loss, mean squared dw per synapse and step, diverged)`` of one episode; a

@@ -25,6 +25,7 @@ from analysis.checks import bcm, oja
 from analysis.checks.frequency import FrequencyCheck
 from analysis.checks.oja import OjaCheck
 from discover.io import RunDirError
+from discover.rules import CANONICAL
 from distill.stage import read_timescales
 from plasticity.cli import main
 
@@ -231,8 +232,12 @@ def test_report_run_spiking(tmp_path, name, equation, timescales, closest, other
     assert df.loc[closest, "behaviour_distance"] < 0.05 < df.loc[other, "behaviour_distance"]
     windows = rundir.read_comparison_windows(d)
     # the run's teacher (when it has one) is drawn beside the equation; make_run trains no neural rule
-    assert set(windows["rule"]) == {"equation", "stdp_pair", "stdp_triplet"} | ({"teacher"} if teacher else set())
-    for _, part in windows.groupby(["rule", "protocol"]):
+    lif = {n for n, c in CANONICAL.items() if c.network == "lif"}  # every canonical rule of the network kind
+    assert set(windows["rule"]) == {"equation"} | lif | ({"teacher"} if teacher else set())
+    for (name, _), part in windows.groupby(["rule", "protocol"]):
+        if name == "us_error":  # it reads u_target, which pairing protocols do not give: no error, no change
+            assert (part["dw"] == 0).all()
+            continue
         assert part["dw_normalized"].abs().max() == pytest.approx(1.0)
     assert (d / "figures" / "comparison_window.png").read_bytes().startswith(b"\x89PNG")
     md = (d / "report.md").read_text()
@@ -244,8 +249,8 @@ def test_report_run_spiking(tmp_path, name, equation, timescales, closest, other
     assert df.loc[closest, "frequency_distance"] < 0.05 < df.loc[other, "frequency_distance"]
     freq = rundir.read_comparison_frequency(d)
     assert list(freq.columns) == ["rule", "freq_hz", "lag_ms", "dw"]
-    rules = {"equation", "stdp_pair", "stdp_triplet"} | ({"teacher"} if teacher else set())
-    assert set(freq["rule"]) == rules and freq["rule"].iloc[0] == "equation"
+    assert set(freq["rule"]) == {"equation"} | lif | ({"teacher"} if teacher else set())
+    assert freq["rule"].iloc[0] == "equation"
     for _, part in freq.groupby("rule"):
         assert sorted(part["freq_hz"].unique()) == [1.0, 5.0, 10.0, 20.0, 30.0, 40.0, 50.0]
         assert sorted(part["lag_ms"].unique()) == [-10.0, 10.0] and len(part) == 14
@@ -390,7 +395,8 @@ def test_frequency_curves_of_the_neural_rule_and_a_custom_teacher(tmp_path):
     (d / "config.toml").write_text(text)
     result = compare.run(d)
     freq = rundir.read_comparison_frequency(d)
-    assert freq["rule"].drop_duplicates().tolist() == ["equation", "neural", "teacher", "stdp_pair", "stdp_triplet"]
+    lif = [n for n, c in CANONICAL.items() if c.network == "lif"]
+    assert freq["rule"].drop_duplicates().tolist() == ["equation", "neural", "teacher", *lif]
     curve = freq.set_index(["rule", "freq_hz", "lag_ms"])["dw"]
     assert curve["neural"].to_numpy() == pytest.approx(curve["equation"].to_numpy())
     # the teacher is pair STDP at twice the published amplitudes (additive: twice its dw)

@@ -33,6 +33,7 @@ REFERENCE = {
         v["s_post"] * v["tr_pre"] * (p["A2_plus"] + p["A3_plus"] * v["tr_post_slow"])
         - v["s_pre"] * v["tr_post"] * (p["A2_minus"] + p["A3_minus"] * v["tr_pre_slow"])
     ),
+    "us_error": lambda p, v: p["eta"] * v["psp"] * (v["u_target"] - v["v_post"]),
 }
 REF_INPUTS = {
     "hebb_decay": {"x", "y", "w"},
@@ -41,6 +42,7 @@ REF_INPUTS = {
     "covariance": {"x", "y", "x_mean", "y_mean"},
     "stdp_pair": {"s_pre", "s_post", "tr_pre", "tr_post"},
     "stdp_triplet": {"s_pre", "s_post", "tr_pre", "tr_post", "tr_pre_slow", "tr_post_slow"},
+    "us_error": {"psp", "u_target", "v_post"},
 }
 
 RATE_IN = ("x", "y", "w")

@@ -15,6 +15,12 @@ Values and sources (DESIGN.md section 3):
   A2_minus = 7.1e-3, A3_minus = 0, tau_plus = 16.8 ms, tau_minus = 33.7 ms,
   tau_y = 114 ms; tau_x = 101 ms is unused when A3_minus = 0).
 
+- error-driven (Urbanczik & Senn 2014, Neuron 81:521, Eq. 4 with the potential as the
+  target): ``eta*psp*(u_target - v_post)``, ``eta = 1.7`` as in Jordan et al. 2021's
+  error-driven task (e2l-cgp-snn, experiments/error_driven/write_job.py, ``lr``; their
+  synapse adds ``eta * I * h`` per step of ``h`` ms, ``I`` the rule's output low-passed with
+  tau_I = 100 ms: here ``[network] dw_tau``, and ``eta`` is per step of 1 ms).
+
 Rate-rule learning rates (``eta``) and the Hebb decay ``lam`` are not from papers: they
 are this project's defaults for inputs of order 1 and episodes of ~10^3 steps.
 Weights of spiking rules are in units of ``w_max``.
@@ -61,6 +67,9 @@ CANONICAL: dict[str, Canonical] = {
                   timescales=(("tau_pre", 16.8), ("tau_post", 33.7), ("tau_pre_slow", 101.0),
                               ("tau_post_slow", 114.0)),
                   source="Pfister & Gerstner 2006, Table 4 (visual cortex, minimal all-to-all)"),
+        Canonical("us_error", "eta*psp*(u_target - v_post)", (("eta", 1.7),), "lif",
+                  source="Urbanczik & Senn 2014; eta = 1.7 per ms as E2L's error-driven task (Jordan et al. 2021, "
+                         "write_job.py: lr), a step of dt = 1 ms"),
     ]
 }
 

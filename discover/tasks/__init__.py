@@ -5,3 +5,4 @@ from . import oja_pca  # noqa: F401  # isort: skip
 from . import imitate  # noqa: F401  # isort: skip
 from . import fit_protocols  # noqa: F401  # isort: skip
 from . import infer  # noqa: F401  # isort: skip
+from . import error_driven  # noqa: F401  # isort: skip

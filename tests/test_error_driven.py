@@ -119,6 +119,7 @@ def test_normalized_polynomial_prints_the_function_it_computes():
     ("network", {"synapse": "conductance"}, 'synapse = "current"'),
     ("task", {"record_every": 5}, "record_every = 1"),
     ("task", {"rate_range": [800.0, 100.0]}, "low <= high"),
+    ("task", {"rate_range": [-5.0, 100.0]}, "rate_range.*>= 0"),
     ("task", {"skip": 1.0}, "skip"),
     ("network", {"dw_tau": -1.0}, "dw_tau"),
 ])

@@ -56,6 +56,9 @@ class ErrorDriven(Task):
         skip: float = 0.1  # leading share of the episode the loss leaves out (E2L: first 10 %)
         max_weight: float = 1000.0
 
+        # every *_range is checked to be [low, high] where configs are read (discover.config)
+        nonnegative: ClassVar[tuple[str, ...]] = ("rate_range",)
+
         def check(self, cfg):
             super().check(cfg)
             n = cfg.network
@@ -68,12 +71,6 @@ class ErrorDriven(Task):
             if self.record_every != 1:
                 raise ConfigError("task error_driven reads the membrane potential of every step: set [task] "
                                   "record_every = 1")
-            for key in ("rate_range", "teacher_range"):
-                lo_hi = getattr(self, key)
-                if len(lo_hi) != 2 or lo_hi[0] > lo_hi[1]:
-                    raise ConfigError(f"[task] {key} = {lo_hi} must be [low, high] with low <= high")
-            if self.rate_range[0] < 0:
-                raise ConfigError(f"[task] rate_range = {self.rate_range}: rates are >= 0 Hz")
             if not 0 <= self.skip < 1:
                 raise ConfigError(f"[task] skip = {self.skip} must be in [0, 1) (a share of the episode)")
             if self.target_every < n.dt:

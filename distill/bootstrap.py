@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import sympy
 
-from .simplify import evaluate, terms
+from .simplify import evaluate, scaled_lstsq, terms
 
 
 def coefficient_ci(
@@ -68,7 +68,7 @@ def coefficient_ci(
     Bw, yw = B * root[:, None], y * root
 
     def fit(idx):
-        return np.linalg.lstsq(Bw[idx], yw[idx], rcond=None)[0]
+        return scaled_lstsq(Bw[idx], yw[idx])
 
     groups = np.arange(len(y)) if groups is None else np.asarray(groups)
     if groups.shape != y.shape:

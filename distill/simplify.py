@@ -218,11 +218,20 @@ def _prune_denominator(basis: sympy.Expr, X: np.ndarray, names: Sequence[str], r
     return basis if len(keep) == len(parts) else num / sympy.Add(*keep)
 
 
+def scaled_lstsq(A: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Least squares with the columns of ``A`` scaled to unit RMS first: terms of variables
+    in other units differ by decades (an eligibility trace ~1e-7, ``w`` ~1e3), and a plain
+    ``lstsq`` would cut the small columns as rank deficiency."""
+    s = np.sqrt(np.mean(A**2, axis=0)) if len(A) else np.ones(A.shape[1])
+    s = np.where(s > 0, s, 1.0)
+    return np.linalg.lstsq(A / s, y, rcond=None)[0] / s
+
+
 def _weighted_lstsq(A: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None) -> np.ndarray:
     if sample_weight is not None:
         sw = np.sqrt(np.asarray(sample_weight, dtype=np.float64))
         A, y = A * sw[:, None], y * sw
-    return np.linalg.lstsq(A, y, rcond=None)[0]
+    return scaled_lstsq(A, y)
 
 
 def _wmean(v: np.ndarray, sample_weight: np.ndarray | None) -> float:

@@ -25,7 +25,7 @@ import sympy
 
 from discover.monomials import evaluate_monomials, monomial_exponents, monomial_exprs
 
-from ..simplify import complexity
+from ..simplify import complexity, scaled_lstsq
 from .base import Candidate, check_data, weighted_mse
 from .events import event_cells, fit_by_event
 
@@ -120,6 +120,22 @@ def best_small_supports(G: np.ndarray, g: np.ndarray, term_complexity: np.ndarra
     return [np.array(S) for _, S in best.values()]
 
 
+def _distinct(A: np.ndarray, usable: np.ndarray, norms: np.ndarray, tol: float = 1e-9) -> np.ndarray:
+    """The columns of ``usable`` that are not a multiple of an earlier one on every sample
+    (the library is ordered by degree: a monomial equal to a simpler one on the data, such
+    as ``m**2 = 1`` where the reward ``m`` is +1 or -1, is left out, so that one term is not
+    split between two equal columns)."""
+    if len(usable) < 2:
+        return usable
+    U = A[:, usable] / (norms[usable] * np.sqrt(len(A)))
+    C = np.abs(U.T @ U)
+    keep = []
+    for j in range(len(usable)):
+        if not any(C[j, i] > 1.0 - tol for i in keep):
+            keep.append(j)
+    return usable[keep]
+
+
 @dataclass(frozen=True)
 class SparseBackend:
     r"""STLSQ over monomials of the local variables (fast, deterministic, polynomial only).
@@ -194,7 +210,10 @@ class SparseBackend:
         b = y * root
         n = len(y)
         norms = np.sqrt(np.mean(A**2, axis=0))
-        usable = np.flatnonzero(norms > 1e-12 * max(norms.max(), 1e-300))  # e.g. s_pre*s_post never 1
+        # columns that are not all 0 (e.g. s_pre*s_post never 1); not relative to the largest column:
+        # variables of other units differ by many decades (an eligibility trace ~1e-7, w ~1e3)
+        usable = np.flatnonzero(norms > 1e-300)
+        usable = _distinct(A, usable, norms)  # e.g. m**2 = 1 where m is +1 or -1
         b_rms = float(np.sqrt(np.mean(b**2)))
         if b_rms == 0.0 or len(usable) == 0:
             return []
@@ -221,7 +240,8 @@ class SparseBackend:
         out = []
         for S in supports:
             cols = usable[list(S)]
-            c = np.linalg.lstsq(A[:, cols], b, rcond=None)[0]  # refit on the support, raw scale
+            # refit on the support (columns scaled: raw columns of other units differ by decades)
+            c = scaled_lstsq(A[:, cols], b)
             expr = sympy.Add(*[sympy.Float(float(ck)) * library[k] for ck, k in zip(c, cols)])
             cx = complexity(expr)
             if cx > max_complexity:

@@ -15,7 +15,7 @@ import numpy as np
 from .config import Config, ConfigError
 from .registry import NETWORKS, RULES, TASKS
 from .rules import Rule, SymbolicRule
-from .rules.base import DEFAULT_TIMESCALES
+from .rules.base import DEFAULT_TIMESCALES, tidy
 
 DEFAULT_INPUTS = {False: ("x", "y", "w"), True: ("s_pre", "s_post", "tr_pre", "tr_post", "w")}
 
@@ -59,14 +59,29 @@ def check_size(cfg: Config, task) -> None:
             "[distill] episodes")
 
 
-def student_inputs(cfg: Config, task) -> tuple[str, ...]:
+def available_variables(task) -> tuple[str, ...]:
+    """The local variables a rule of ``task`` can read: its network's (``elig`` only with
+    escape noise), restricted to the task's :meth:`~discover.tasks.base.Task.rule_variables`."""
     net = task.network
     allowed = tuple(net.local_variables)
+    if not getattr(net, "escape_noise", False):
+        allowed = tuple(n for n in allowed if n != "elig")
+    seen = task.rule_variables()
+    return allowed if seen is None else tuple(n for n in allowed if n in seen)
+
+
+def student_inputs(cfg: Config, task) -> tuple[str, ...]:
+    net = task.network
+    allowed = available_variables(task)
+    seen = task.rule_variables()
     if cfg.rule.inputs is not None:
         bad = [v for v in cfg.rule.inputs if v not in allowed]
+        if bad == ["elig"] and "elig" in net.local_variables:
+            raise ConfigError("[rule] inputs has \"elig\", the eligibility trace of an escape-noise neuron; set "
+                              "[network] escape_noise = true (or leave elig out)")
         if bad:
-            raise ConfigError(f"[rule] inputs {bad} are not variables of a {net.kind} network; choose from "
-                              f"{', '.join(allowed)}")
+            where = f"task {task.name}'s rules" if seen is not None else f"a {net.kind} network"
+            raise ConfigError(f"[rule] inputs {bad} are not variables of {where}; choose from {', '.join(allowed)}")
         return tuple(cfg.rule.inputs)
     names = [n for n in DEFAULT_INPUTS[bool(net.spiking)] if n in allowed]
     names += [v for v in task.rule_inputs() if v not in names]
@@ -113,11 +128,11 @@ def probe_normalization(task, rule, key, episodes: int = 4):
     given = task.feature_stats()
     for n in getattr(rule, "features", rule.inputs):
         if n in given:
-            norm.append(tuple(round(float(v), 6) for v in given[n]))
+            norm.append(tuple(tidy(float(v)) for v in given[n]))
             continue
         v = np.asarray(locs[n], np.float64).ravel()
         sd = float(v.std())
-        norm.append((round(float(v.mean()), 6), round(sd if sd > 1e-8 else 1.0, 6)))
+        norm.append((tidy(float(v.mean())), tidy(sd if sd > 1e-6 * max(float(np.abs(v).max()), 1e-300) else 1.0)))
     return tuple(norm)
 
 
@@ -157,5 +172,5 @@ def load_rule(run_dir: str | Path):
     return rule, params
 
 
-__all__ = ["build_network", "build_task", "build_student", "rule_spec", "rule_from_spec",
+__all__ = ["build_network", "build_task", "build_student", "available_variables", "rule_spec", "rule_from_spec",
            "load_rule"]

@@ -88,6 +88,12 @@ def timescales_read(variables, names=DEFAULT_TIMESCALES) -> tuple[str, ...]:
     return tuple(k for k in names if variables & set(TRACE_OF.get(k, ())))
 
 
+def tidy(v: float) -> float:
+    """``v`` rounded for a readable spec (``rule.json``): to 6 decimals, or to 6 significant
+    digits where that would leave fewer (an eligibility trace's spread is ~1e-7)."""
+    return round(v, 6) if abs(v) >= 1e-3 or v == 0 else float(f"{v:.6g}")
+
+
 def _tuples(v):
     return tuple(_tuples(x) for x in v) if isinstance(v, (list, tuple)) else v
 

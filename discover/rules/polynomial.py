@@ -34,7 +34,7 @@ from ..config import RuleConfig
 from ..monomials import evaluate_monomials, monomial_exponents, monomial_exprs
 from ..registry import RULES
 from ..vocabulary import SYMBOLS, VARIABLES
-from .base import EventDriven, Rule
+from .base import EventDriven, Rule, tidy
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ class PolynomialRule(EventDriven, Rule):
             return self
         stats = probe(self)
         if self.event_driven:
-            return replace(self, scales=tuple(round(float(np.hypot(m, s)), 6) or 1.0 for m, s in stats))
+            return replace(self, scales=tuple(tidy(float(np.hypot(m, s))) or 1.0 for m, s in stats))
         stats = [list(ms) for ms in stats]
         groups = {}
         for i, n in enumerate(self.features):
@@ -86,8 +86,8 @@ class PolynomialRule(EventDriven, Rule):
             sd = float(np.sqrt(np.mean([stats[i][1] ** 2 for i in idx]) + means.var()))
             for i in idx:
                 stats[i] = [float(means.mean()), sd]
-        return replace(self, shifts=tuple(round(float(m), 6) for m, _ in stats),
-                       scales=tuple(round(float(s), 6) or 1.0 for _, s in stats))
+        return replace(self, shifts=tuple(tidy(float(m)) for m, _ in stats),
+                       scales=tuple(tidy(float(s)) or 1.0 for _, s in stats))
 
     @property
     def exponents(self) -> np.ndarray:

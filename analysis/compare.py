@@ -132,7 +132,19 @@ def compare_equation(equation: str, network: str | None = None, timescales: Mapp
     primary = next((c for c in active if c.column == "behaviour_distance"), None)
     if primary is not None:
         table["behaviour"] = primary.name
-    names = table["canonical"].tolist()
+    every = table["canonical"].tolist()
+    # rules that read a reward, an eligibility trace or a teaching potential have no
+    # behaviour in pairing protocols (which give none of them): equation level only
+    names = [n for n in every if not set(canonical_rule_inputs(n)) & {"m", "elig", "u_target"}]
+    at = [every.index(n) for n in names]
+
+    def full(value):
+        if isinstance(value, (list, tuple, np.ndarray)) and len(value) == len(names) and len(names) != len(every):
+            out = [math.nan] * len(every)
+            for i, v in zip(at, value):
+                out[i] = v
+            return out
+        return value
     notes: list[str] = []
     frames: dict[str, pd.DataFrame] = {}
     parts: dict[str, list[list[float]]] = {}
@@ -150,10 +162,10 @@ def compare_equation(equation: str, network: str | None = None, timescales: Mapp
         else:
             done.add(check.name)
             for col, value in check.columns(eq, can, names).items():
-                table[col] = value
-            per_rule = parts.setdefault(check.column, [[] for _ in names])
-            for acc, n in zip(per_rule, names):
-                acc.extend(check.parts(eq, can[n]))
+                table[col] = full(value)
+            per_rule = parts.setdefault(check.column, [[] for _ in every])
+            for i, n in zip(at, names):
+                per_rule[i].extend(check.parts(eq, can[n]))
             notes += check.notes(eq, can, names)
             if check.output is not None:
                 frames[check.output] = check.frame(eq, can, names)
@@ -167,6 +179,13 @@ def compare_equation(equation: str, network: str | None = None, timescales: Mapp
 
 
 # ----------------------------------------------------------------------------- run directory
+
+
+def canonical_rule_inputs(name: str) -> tuple[str, ...]:
+    """The local variables the canonical rule ``name`` reads."""
+    from discover.rules import canonical_rule
+
+    return tuple(canonical_rule(name).inputs)
 
 
 def equation_text(row: pd.Series) -> str:

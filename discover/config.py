@@ -49,6 +49,9 @@ class TaskConfig(Section):
     leave out (``{"rule": {...}, "meta": {...}}``); a section the config has is its own."""
 
     section_defaults: ClassVar[dict[str, dict]] = {}
+    # when a rule of this task may be applied ([rule] apply): "step" (every time step) or
+    # "trial_end" (once at the end of each trial, tasks with trials)
+    applies: ClassVar[tuple[str, ...]] = ("step",)
 
     name: str = "oja_pca"
     steps: int = 500  # time steps per episode
@@ -94,10 +97,19 @@ class RuleConfig(Section):
     learn_timescales: bool | list[str] = False  # true: all the rule reads; or names, e.g. ["tau_post_slow"]
     timescales: dict[str, float] = field(default_factory=dict)
     traces: str = "all_to_all"  # "nearest": a spike sets its traces to 1 (nearest-spike interactions)
+    # "step": the rule changes w every time step; "trial_end": once at the end of each
+    # trial, from what the trial left (tasks with trials: reward_driven)
+    apply: str = "step"
 
-    choices: ClassVar[dict[str, tuple]] = {"traces": ("all_to_all", "nearest")}
+    choices: ClassVar[dict[str, tuple]] = {"traces": ("all_to_all", "nearest"), "apply": ("step", "trial_end")}
 
     def check(self, cfg):
+        applies = getattr(cfg.task, "applies", ("step",))
+        if self.apply not in applies:
+            why = ("it has no trials" if applies == ("step",) else
+                   "its rule acts on what a whole trial left (a reward at the trial's end)")
+            raise ConfigError(f"[rule] apply = {self.apply!r} does not fit task {cfg.task.name}: {why}; set [rule] "
+                              f"apply = {applies[0]!r}")
         if isinstance(self.learn_timescales, list):
             from .rules.base import DEFAULT_TIMESCALES
             from .suggest import did_you_mean

@@ -141,11 +141,20 @@ class LIFConfig(NetworkConfig):
     feedback_gradient: bool = True  # closed loop: false = no meta-gradient from spikes back into plasticity
     reset: bool = True  # false: spikes leave the membrane alone (no reset, no refractoriness)
     dw_tau: float = 0.0  # ms; > 0: the rule's output is low-passed with this time constant before it changes w
+    # escape noise (stochastic firing, Gerstner et al. 2014 sec. 9.1): intensity rho*exp((v - v_th)/delta)
+    escape_noise: bool = False
+    rho: float = 0.01  # Hz, the intensity at v = v_th (E2L reward task: NEST iaf_psc_exp rho)
+    delta: float = 0.2  # mV, the sharpness of the escape noise (E2L: delta)
+    tau_elig: float = 500.0  # ms, the eligibility trace's low-pass (E2L: usrl_synapse tau_M)
+    # the intensity the eligibility trace assumes (0: the neuron's own rho, delta); E2L's
+    # synapse uses its own, softer one (usrl_connection.h: rho_ = 0.01 per ms, delta_ = 5 mV)
+    elig_rho: float = 0.0  # Hz
+    elig_delta: float = 0.0  # mV
 
     choices: ClassVar[dict[str, tuple]] = {"synapse": ("current", "conductance"), "integration": ("exact", "euler"),
                                            "post_mode": ("given", "closed")}
-    positive: ClassVar[tuple[str, ...]] = ("dt", "tau_m", "tau_syn")
-    nonnegative: ClassVar[tuple[str, ...]] = ("t_ref", "w_scale", "dw_tau")
+    positive: ClassVar[tuple[str, ...]] = ("dt", "tau_m", "tau_syn", "rho", "delta", "tau_elig")
+    nonnegative: ClassVar[tuple[str, ...]] = ("t_ref", "w_scale", "dw_tau", "elig_rho", "elig_delta")
 
     def check(self, cfg):
         super().check(cfg)
@@ -157,6 +166,12 @@ class LIFConfig(NetworkConfig):
                                   f"{tau / 10:g} ms (a tenth of {name})")
         if self.v_reset >= self.v_th:
             raise ConfigError(f"[network] v_reset = {self.v_reset} mV must be below v_th = {self.v_th} mV")
+        if self.escape_noise and not getattr(cfg.task, "draws_escape_noise", False):
+            raise ConfigError(f"[network] escape_noise = true needs a task that draws the neuron's noise for every "
+                              f"step (reward_driven); task {cfg.task.name} does not: set escape_noise = false")
+        if self.escape_noise and self.post_mode != "closed":
+            raise ConfigError("[network] escape_noise = true makes the neuron's own spikes stochastic; it needs "
+                              "post_mode = \"closed\" (with \"given\" the spikes come from the episode)")
 
 
 @NETWORKS.register("lif")
@@ -193,6 +208,23 @@ class LIFNetwork(Network):
     ``post_mode = "given"`` takes postsynaptic spikes from the inputs (open loop);
     ``"closed"`` generates them from the membrane, with a surrogate gradient.
 
+    ``escape_noise = True`` (closed loop): the neuron fires stochastically with intensity
+    ``phi(v) = rho * exp((v - v_th) / delta)`` (rho in Hz, the escape-noise neuron of
+    Gerstner et al. 2014, "Neuronal Dynamics", sec. 9.1; NEST's ``iaf_psc_exp`` with
+    ``delta > 0`` as in Jordan et al. 2021): it spikes in a step when the episode's
+    uniform ``noise [n_post]`` of that step is below ``1 - exp(-phi(v) dt)`` (no gradient
+    flows through these spikes: evolution strategies or score functions). The rule may
+    then read ``elig``, the eligibility trace of Urbanczik & Senn 2009 as Jordan et al.
+    2021's ``usrl_synapse`` computes it, a low-pass with ``tau_elig`` (unit gain) of
+    ``psp * (s_post / dt - phi(v_post)) / delta``: the score ``d log P(spikes) / d w`` of
+    the neuron's spike train per unit time (E2L's ``psp * (s_post - phi * dt) / delta``
+    divided by dt, so that a spike's contribution does not depend on the time step, and in
+    the exact form of a Bernoulli spike per step: :meth:`elig_drive`). ``elig_rho``,
+    ``elig_delta`` give the trace an intensity of its own, as E2L's ``usrl_synapse`` has
+    (rho = 10 Hz, delta = 5 mV against its neuron's 0.01 Hz, 0.2 mV): a softer one, with
+    which a neuron far below threshold still gets credit (a pseudo-derivative, as
+    surrogate gradients are).
+
     ``feedback_gradient = False`` (closed loop) lets the meta-gradient reach the loss
     through the postsynaptic spikes (W -> membrane -> surrogate spike -> activity) but
     not back into plasticity: the rule, the postsynaptic traces and the reset see the
@@ -223,15 +255,21 @@ class LIFNetwork(Network):
     feedback_gradient: bool = True
     reset: bool = True
     dw_tau: float = 0.0
+    escape_noise: bool = False
+    rho: float = 0.01
+    delta: float = 0.2
+    tau_elig: float = 500.0
+    elig_rho: float = 0.0
+    elig_delta: float = 0.0
     v0: float | None = None
 
     Config: ClassVar[type] = LIFConfig
     kind: ClassVar[str] = "lif"
     spiking = True
     activity = "s_post"
-    input_names = ("s_pre", "s_post", "m", "u_target")
+    input_names = ("s_pre", "s_post", "m", "u_target", "noise")
     local_variables = ("s_pre", "s_post", "tr_pre", "tr_post", "tr_pre_slow", "tr_post_slow", "v_post", "w", "m",
-                       "psp", "u_target")
+                       "psp", "u_target", "elig")
 
     def __post_init__(self):
         for field, value, choices in [("synapse", self.synapse, ("current", "conductance")),
@@ -252,7 +290,33 @@ class LIFNetwork(Network):
         }
         if self.dw_tau > 0:
             state["dw_lp"] = jnp.zeros_like(state["W"])
+        if self.escape_noise:
+            state["elig"] = jnp.zeros_like(state["W"])
         return state
+
+    def phi(self, v, rho=None, delta=None):
+        """The escape-noise intensity (per ms) at membrane potential ``v`` (mV); its exponent
+        is capped at 60 (a spike within the step is then certain), so that it stays finite."""
+        rho, delta = rho or self.rho, delta or self.delta
+        return rho * 1e-3 * jnp.exp(jnp.minimum((v - self.v_th) / delta, 60.0))
+
+    def fire(self, v, noise):
+        """Escape-noise spikes (0/1): ``noise`` (uniform) below ``1 - exp(-phi(v) dt)``."""
+        p = -jnp.expm1(-self.phi(v) * self.dt)
+        return jax.lax.stop_gradient((noise < p).astype(jnp.float32))
+
+    def elig_drive(self, v, s_post, refractory=0.0):
+        """What the eligibility trace low-passes per postsynaptic neuron (times each input's
+        ``psp``): the score ``d log P(s_post) / d v`` of this step's Bernoulli spike, per ms,
+        ``(s_post * x / (e^x - 1) - (1 - s_post) * x) / (delta * dt)`` with ``x = phi(v) dt``
+        (``phi``, ``delta``: ``elig_rho``, ``elig_delta`` where set). For ``x << 1`` it is
+        Urbanczik & Senn 2009's ``(s_post / dt - phi(v)) / delta``; unlike that form it stays
+        finite where one step takes the potential far above threshold (a certain spike
+        earns no credit). Refractory steps, which cannot spike, add nothing."""
+        delta = self.elig_delta or self.delta
+        x = self.phi(v, self.elig_rho, delta) * self.dt
+        credit = jnp.where(x < 1e-6, 1.0 - x / 2.0, x / jnp.expm1(jnp.maximum(x, 1e-6)))
+        return (s_post * credit - (1.0 - s_post) * x) / (delta * self.dt) * (1.0 - refractory)
 
     def _psp_step(self, psp, isyn):
         """One step of the unit-weight PSP (current synapse, no reset): the membrane's
@@ -301,6 +365,11 @@ class LIFNetwork(Network):
         psp, isyn = self._psp_step(state["psp"], state["isyn"])
         if self.post_mode == "given":
             s_post = inp["s_post"]
+        elif self.escape_noise:
+            if "noise" not in inp:
+                raise KeyError("an escape-noise neuron needs the episode's uniform noise per step (inputs['noise'] "
+                               "[T, n_post])")
+            s_post = self.fire(v, inp["noise"]) * (1.0 - refractory)
         else:
             s_post = spike(v - self.v_th, self.surrogate_beta) * (1.0 - refractory)
         s_out = s_post  # what the activity readout sees
@@ -323,9 +392,14 @@ class LIFNetwork(Network):
             "m": inp.get("m", jnp.zeros((), jnp.float32)),
             "psp": psp[None, :], "u_target": inp.get("u_target", v)[:, None],  # no teacher: no error
         }
+        new = {}
+        if self.escape_noise:
+            a = math.exp(-self.dt / self.tau_elig)
+            drive = self.elig_drive(v, s_post, refractory.astype(jnp.float32))
+            elig = new["elig"] = state["elig"] * a + (1.0 - a) * drive[:, None] * psp[None, :]
+            local["elig"] = elig
         dw = rule(rparams, local)
         local["s_post"] = s_out[:, None]
-        new = {}
         if self.dw_tau > 0:  # the synapse's plasticity induction variable (Jordan et al. 2021, us_sympy_synapse)
             a = math.exp(-self.dt / self.dw_tau)
             dw = new["dw_lp"] = state["dw_lp"] * a + (1.0 - a) * dw

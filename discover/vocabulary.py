@@ -38,6 +38,8 @@ VARIABLES: dict[str, Variable] = {
                  "synapse of weight 1 adds at the soma", ("lif",), side="pre"),
         Variable("u_target", "a teaching membrane potential (mV), given by the task", ("lif",), side="post",
                  unit="mV"),
+        Variable("elig", "eligibility trace: low-pass (tau_elig) of psp*(s_post/dt - phi(v_post))/delta, the score "
+                 "of an escape-noise neuron's spikes (Urbanczik & Senn 2009)", ("lif",)),
         Variable("w", "the synapse's weight", ("rate", "lif")),
         Variable("m", "global third factor (reward, error, neuromodulator)", ("rate", "lif"), side="global"),
         Variable("theta", "BCM sliding threshold, low-pass of y**2", ("rate",), side="post"),

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from discover.build import build_task, load_rule
+from discover.build import available_variables, build_task, load_rule
 from discover.config import Config
 from discover.io import atomic_write_bytes, read_manifest, selected_equation, update_manifest, write_csv
 from discover.rules import CANONICAL, SymbolicRule, canonical_rule
@@ -109,7 +109,7 @@ def run(cfg: Config | None, run_dir: str | Path, progress: bool = True) -> pd.Da
         add(f"eq{row['id']}", "equation", str(row["equation"]), rule, rule.init(jax.random.key(0)))
     probe = jax.tree_util.tree_map(lambda a: a[:4], episodes)
     kind = task.network.kind
-    names = set(task.network.local_variables)
+    names = set(available_variables(task))
     wanted = cfg.verify.canonical if cfg.verify.canonical is not None else [
         n for n, c in CANONICAL.items() if c.network == kind]
     for name in wanted:

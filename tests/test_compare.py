@@ -25,7 +25,7 @@ from analysis.checks import bcm, oja
 from analysis.checks.frequency import FrequencyCheck
 from analysis.checks.oja import OjaCheck
 from discover.io import RunDirError
-from discover.rules import CANONICAL
+from discover.rules import CANONICAL, canonical_rule
 from distill.stage import read_timescales
 from plasticity.cli import main
 
@@ -232,12 +232,14 @@ def test_report_run_spiking(tmp_path, name, equation, timescales, closest, other
     assert df.loc[closest, "behaviour_distance"] < 0.05 < df.loc[other, "behaviour_distance"]
     windows = rundir.read_comparison_windows(d)
     # the run's teacher (when it has one) is drawn beside the equation; make_run trains no neural rule
-    lif = {n for n, c in CANONICAL.items() if c.network == "lif"}  # every canonical rule of the network kind
-    assert set(windows["rule"]) == {"equation"} | lif | ({"teacher"} if teacher else set())
-    for (name, _), part in windows.groupby(["rule", "protocol"]):
-        if name == "us_error":  # it reads u_target, which pairing protocols do not give: no error, no change
-            assert (part["dw"] == 0).all()
-            continue
+    # every canonical rule of the network kind, but those that read a teaching potential or a
+    # reward (us_error, us_reward), which pairing protocols do not give: no behaviour columns
+    lif = {n for n, c in CANONICAL.items() if c.network == "lif"}
+    taught = {n for n in lif if set(canonical_rule(n).inputs) & {"u_target", "m", "elig"}}
+    assert taught == {"us_error", "us_reward"}
+    assert set(windows["rule"]) == {"equation"} | (lif - taught) | ({"teacher"} if teacher else set())
+    assert df.loc[sorted(taught), "behaviour_distance"].isna().all()
+    for _, part in windows.groupby(["rule", "protocol"]):
         assert part["dw_normalized"].abs().max() == pytest.approx(1.0)
     assert (d / "figures" / "comparison_window.png").read_bytes().startswith(b"\x89PNG")
     md = (d / "report.md").read_text()
@@ -249,7 +251,7 @@ def test_report_run_spiking(tmp_path, name, equation, timescales, closest, other
     assert df.loc[closest, "frequency_distance"] < 0.05 < df.loc[other, "frequency_distance"]
     freq = rundir.read_comparison_frequency(d)
     assert list(freq.columns) == ["rule", "freq_hz", "lag_ms", "dw"]
-    assert set(freq["rule"]) == {"equation"} | lif | ({"teacher"} if teacher else set())
+    assert set(freq["rule"]) == {"equation"} | (lif - taught) | ({"teacher"} if teacher else set())
     assert freq["rule"].iloc[0] == "equation"
     for _, part in freq.groupby("rule"):
         assert sorted(part["freq_hz"].unique()) == [1.0, 5.0, 10.0, 20.0, 30.0, 40.0, 50.0]
@@ -395,7 +397,7 @@ def test_frequency_curves_of_the_neural_rule_and_a_custom_teacher(tmp_path):
     (d / "config.toml").write_text(text)
     result = compare.run(d)
     freq = rundir.read_comparison_frequency(d)
-    lif = [n for n, c in CANONICAL.items() if c.network == "lif"]
+    lif = [n for n, c in CANONICAL.items() if c.network == "lif" and n not in ("us_error", "us_reward")]
     assert freq["rule"].drop_duplicates().tolist() == ["equation", "neural", "teacher", *lif]
     curve = freq.set_index(["rule", "freq_hz", "lag_ms"])["dw"]
     assert curve["neural"].to_numpy() == pytest.approx(curve["equation"].to_numpy())
@@ -414,7 +416,8 @@ def test_failed_frequency_protocol_keeps_the_windows(tmp_path, monkeypatch):
     (d / "comparison_frequency.csv").write_text("rule,freq_hz,lag_ms,dw\nequation,1,10,0.1\n")  # stale
     report.run(d)
     df = rundir.read_comparison(d)
-    assert df["frequency_distance"].isna().all() and df["behaviour_distance"].notna().all()
+    pairing = ~df["canonical"].isin(["us_error", "us_reward"])  # those have no pairing behaviour
+    assert df["frequency_distance"].isna().all() and df.loc[pairing, "behaviour_distance"].notna().all()
     assert (d / "comparison_windows.csv").is_file()
     assert not (d / "comparison_frequency.csv").exists()
     assert not (d / "figures" / "comparison_frequency.png").exists()

@@ -244,3 +244,53 @@ def test_unbounded_teachers_recovered_once_bounds_are_set(teacher, expected, tmp
     coefs, rel, _ = run_pipeline(cfg, tmp_path)
     assert_terms(coefs, {sympy.sympify(t, locals=S): v for t, v in expected.items()}, 0.05)
     assert rel >= 0.95
+
+
+def shipped_config(name):
+    import tomllib
+    from pathlib import Path
+
+    return tomllib.loads((Path(__file__).resolve().parents[1] / "configs" / f"{name}.toml").read_text())
+
+
+def test_reward_driven_rule_from_a_binary_reward_by_evolution(tmp_path):
+    """configs/reward_driven.toml at CI size (10 patterns, 200 trials per pattern set, a
+    population of 8 on 2 sets for 150 generations; the shipped config: 30 patterns, 500
+    trials, 16 x 4 for 300 generations, benchmarks/e2l_tasks.py). The rule sees m, elig, w
+    and a constant; the selected equation must carry the credit of the Urbanczik-Senn rule
+    (elig*m, positive: weights move along the eligibility where the reward says so; the
+    shipped config selects elig*(m - 0.8) up to scale) and learn as well as us_reward (at
+    the neural rule's scale) on the same pattern sets."""
+    cfg = shipped_config("reward_driven")
+    cfg["task"].update(trials=200, patterns=10)
+    cfg["meta"].update(steps=150, population=8, batch=2, val_episodes=8, eval_every=25)
+    cfg["distill"].update(episodes=4, samples=2000, bootstrap=20)
+    cfg["verify"].update(episodes=8)
+    coefs, rel, ver = run_pipeline(cfg, tmp_path)
+    e, m = S["elig"], S["m"]
+    assert coefs.get(e * m, 0.0) > 0
+    if e in coefs:  # elig*(m - c): credit mostly where the reward falls short
+        assert 0.2 < -coefs[e] / coefs[e * m] < 2.0
+    v = ver.set_index("rule")["objective_mean"]
+    sel = v[ver.set_index("rule")["selected"].astype(bool)].iloc[0]
+    assert sel >= v["us_reward"] - 0.05 and sel > v["none"] + 0.1
+
+
+def test_error_driven_rule_from_function(tmp_path):
+    """configs/error_driven.toml at CI size (E2L's 10-s episodes, 200 Adam steps on 4
+    episodes; the shipped config: 800 on 8). The rule sees u_target, v_post, psp, w and a
+    constant; the selected equation is psp*(u_target - v_post) up to scale (the two terms,
+    ratio -1 within 10 %, nothing else) at >= 95 % of us_error at its least-squares scale.
+    Shorter episodes (4 s) select u_target - v_post without psp (every weight the same
+    change), which verification cannot tell apart within its tolerance."""
+    cfg = shipped_config("error_driven")
+    cfg["meta"].update(steps=200, batch=4, val_episodes=8)
+    cfg["distill"].update(episodes=4, bootstrap=20)
+    cfg["verify"].update(episodes=8)
+    coefs, rel, ver = run_pipeline(cfg, tmp_path)
+    p, u, v = S["psp"], S["u_target"], S["v_post"]
+    assert set(coefs) == {p * u, p * v}
+    assert coefs[p * v] / coefs[p * u] == pytest.approx(-1.0, rel=0.10)
+    obj = ver.set_index("rule")["objective_mean"]
+    sel = obj[ver.set_index("rule")["selected"].astype(bool)].iloc[0]
+    assert rel >= 0.95 and sel >= 0.95 * obj["us_error"] and obj["none"] < 0.5

@@ -34,6 +34,7 @@ REFERENCE = {
         - v["s_pre"] * v["tr_post"] * (p["A2_minus"] + p["A3_minus"] * v["tr_pre_slow"])
     ),
     "us_error": lambda p, v: p["eta"] * v["psp"] * (v["u_target"] - v["v_post"]),
+    "us_reward": lambda p, v: p["eta"] * v["elig"] * (v["m"] - 1.0),
 }
 REF_INPUTS = {
     "hebb_decay": {"x", "y", "w"},
@@ -43,6 +44,7 @@ REF_INPUTS = {
     "stdp_pair": {"s_pre", "s_post", "tr_pre", "tr_post"},
     "stdp_triplet": {"s_pre", "s_post", "tr_pre", "tr_post", "tr_pre_slow", "tr_post_slow"},
     "us_error": {"psp", "u_target", "v_post"},
+    "us_reward": {"elig", "m"},
 }
 
 RATE_IN = ("x", "y", "w")

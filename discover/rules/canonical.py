@@ -21,6 +21,14 @@ Values and sources (DESIGN.md section 3):
   synapse adds ``eta * I * h`` per step of ``h`` ms, ``I`` the rule's output low-passed with
   tau_I = 100 ms: here ``[network] dw_tau``, and ``eta`` is per step of 1 ms).
 
+- reward-driven (Urbanczik & Senn 2009, Neural Comput. 21:340, with the reward of
+  Jordan et al. 2021's reward-driven task, m = +1 or -1): ``eta*elig*(m - 1)``, applied
+  once per trial; ``eta = 1e8`` per trial (pA per unit of ``elig``, which is in mV per pA
+  per ms) is the best of 5e7, 1e8 and 2e8 on 16 pattern sets of
+  ``configs/reward_driven.toml`` (cumulative reward 174, 182, 137), not E2L's ``lr = 10``,
+  which multiplies a trace of other units (a factor 1e9 in ``usrl_connection.h``, steps of
+  0.01 ms).
+
 Rate-rule learning rates (``eta``) and the Hebb decay ``lam`` are not from papers: they
 are this project's defaults for inputs of order 1 and episodes of ~10^3 steps.
 Weights of spiking rules are in units of ``w_max``.
@@ -70,6 +78,10 @@ CANONICAL: dict[str, Canonical] = {
         Canonical("us_error", "eta*psp*(u_target - v_post)", (("eta", 1.7),), "lif",
                   source="Urbanczik & Senn 2014; eta = 1.7 per ms as E2L's error-driven task (Jordan et al. 2021, "
                          "write_job.py: lr), a step of dt = 1 ms"),
+        Canonical("us_reward", "eta*elig*(m - 1)", (("eta", 1e8),), "lif",
+                  source="Urbanczik & Senn 2009 as in Jordan et al. 2021's reward-driven task (sim.py: "
+                         "plasticity_rule); eta = 1e8 per trial, the best of 5e7, 1e8, 2e8 on 16 pattern sets of "
+                         "configs/reward_driven.toml (E2L's lr = 10 multiplies a trace of other units)"),
     ]
 }
 

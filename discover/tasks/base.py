@@ -123,6 +123,11 @@ class Task:
         of the weights its solutions span; default: none)."""
         return {}
 
+    def rule_variables(self) -> tuple[str, ...] | None:
+        """The local variables this task's rules can see (``None``: all of the network's),
+        e.g. those a rule applied once per trial reads."""
+        return None
+
     def rule_inputs(self) -> tuple[str, ...]:
         """Local variables a student must see besides its defaults (e.g. a teacher's)."""
         return ()

@@ -1,14 +1,22 @@
 """E2L's tasks (Jordan, Schmidt, Senn & Petrovici 2021, eLife 10:e66273) on E2L's own protocol
 and in E2L's units, our rules beside E2L's published numbers, our wall time beside theirs.
 
-    .venv/bin/python benchmarks/e2l_tasks.py [--out runs/e2l] [--episodes 64] [--seeds 0]
+    .venv/bin/python benchmarks/e2l_tasks.py [--out runs/e2l] [--episodes 64] [--seeds 0 1 2 3 4]
+        [--tasks error_driven reward_driven]
 
 Error-driven task: runs ``plasticity run configs/error_driven.toml`` (reused where the run
 directory already holds a verification), then scores on held-out trials, in E2L's fitness
 (minus the L2 distance, in mV over 1-ms samples, of the student's and the teacher's membrane
 potentials over 10 s, the first 10 % left out; ``error`` in e2l-cgp-snn's
 experiments/error_driven/sim.py), the selected equation, the neural rule, ``us_error`` at
-E2L's learning rate (1.7) and no plasticity. The reward-driven task is not built yet.
+E2L's learning rate (1.7) and no plasticity.
+
+Reward-driven task: runs ``plasticity run configs/reward_driven.toml`` per seed (reused
+likewise) and scores on held-out pattern sets in E2L's fitness (the cumulative reward over
+500 trials, ``sum(history_R)`` in experiments/reward_based/main.py), the selected equation,
+the neural rule, ``us_reward`` (``eta = 1e8``, ``elig*(m - 1)``) and no plasticity; with
+several seeds, a table of how many runs select a rule at ``us_reward``'s level (at least
+95 % of its cumulative reward on the same pattern sets; E2L: 4 of 8 runs).
 """
 
 from __future__ import annotations
@@ -77,18 +85,90 @@ def error_driven(out: Path, seed: int, episodes: int) -> tuple[pd.DataFrame, dic
     return pd.DataFrame(rows), timing
 
 
+# Jordan et al. 2021, Results "Reward-driven learning" and Fig. 3 (as in issue 11): 4 of 8
+# evolution runs found elig*(m - 1) (Urbanczik & Senn 2009 for m in {-1, +1}), fitness 210.2
+# (training pattern sets), 197.2 held-out; the other runs stalled at 70-89
+E2L_REWARD = {"selected equation": "210.2 for elig*(m - 1) (4 of 8 runs; held-out 197.2); others 70-89",
+              "us_reward": "(E2L's evolved elig*(m - 1))"}
+# e2l-cgp-snn, experiments/reward_based/write_job.py: wall_clock_limit 12:00:00 per run on one
+# node (8 processes x 8 threads), at most 500 generations of 4 offspring, 10 pattern sets each
+E2L_REWARD_WALL = "up to 12 h per run on 64 cores (500 generations)"
+
+
+def reward_driven(out: Path, seed: int, episodes: int) -> tuple[pd.DataFrame, dict]:
+    d = out / f"reward_driven_seed{seed}"
+    t0 = time.perf_counter()
+    if not (d / "verification.csv").exists():
+        code = main(["run", str(ROOT / "configs" / "reward_driven.toml"), "--out", str(d), "--quiet",
+                     "--set", f"meta.seed={seed}"])
+        if code:
+            raise SystemExit(code)
+    wall = time.perf_counter() - t0
+    manifest = json.loads((d / "manifest.json").read_text())
+    task = build_task(load_run_config(d))
+    eps = task.sample(jax.random.key(11_231), episodes)  # E2L's sim_params seed, our PRNG: held-out sets
+    neural, nparams = load_rule(d)
+    sel = selected_equation(d)
+    eq = SymbolicRule.from_string(str(sel["sympy"]), {})
+    us = canonical_rule("us_reward")
+    rules = {"selected equation": (eq, eq.init(jax.random.key(0)), str(sel["equation"])),
+             "neural rule": (neural, nparams, "polynomial (degree 2)"),
+             "us_reward": (us, None, f"{float(us.init(jax.random.key(0))['core']['eta']):g}*elig*(m - 1)"),
+             "none": (SymbolicRule.from_string("0*w", {}), None, "0")}
+    rows = []
+    for name, (rule, params, text) in rules.items():
+        params = rule.init(jax.random.key(0)) if params is None else params
+        fit = jax.jit(jax.vmap(lambda e, rule=rule, params=params: task.e2l_fitness(
+            task.simulate(rule, params, e), e)))(eps)
+        fit = np.asarray(fit, np.float64)
+        rows.append({"rule": name, "equation": text, "fitness (ours, E2L units)": round(float(fit.mean()), 1),
+                     "s.e.m.": round(float(fit.std(ddof=1) / np.sqrt(len(fit))), 1),
+                     "E2L (Jordan et al. 2021)": E2L_REWARD.get(name, "")})
+    timing = {"seconds (discover+distill+verify)": round(sum(manifest.get("timings_s", {}).values()), 1),
+              "this call": round(wall, 1), "E2L": E2L_REWARD_WALL}
+    return pd.DataFrame(rows), timing
+
+
+def seeds_table(frames: dict[int, pd.DataFrame], level: float = 0.95) -> pd.DataFrame:
+    """One row per seed: the selected equation, its fitness and us_reward's on the same sets."""
+    rows = []
+    for seed, df in frames.items():
+        v = df.set_index("rule")["fitness (ours, E2L units)"]
+        sel, ref = float(v["selected equation"]), float(v["us_reward"])
+        rows.append({"seed": seed, "selected equation": df.set_index("rule").at["selected equation", "equation"],
+                     "fitness": sel, "us_reward": ref, "at us_reward's level": sel >= level * ref})
+    return pd.DataFrame(rows)
+
+
 def parse(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "e2l")
     p.add_argument("--episodes", type=int, default=64, help="held-out trials per rule")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--tasks", nargs="+", default=["error_driven", "reward_driven"],
+                   choices=["error_driven", "reward_driven"])
     return p.parse_args(argv)
 
 
 if __name__ == "__main__":
     args = parse()
-    for seed in args.seeds:
-        df, timing = error_driven(args.out, seed, args.episodes)
-        print(f"\n### error_driven, seed {seed} ({args.episodes} held-out trials of 10 s)\n")
-        print(markdown(df))
-        print("\nwall time: " + ", ".join(f"{k}: {v}" for k, v in timing.items()))
+    if "error_driven" in args.tasks:
+        for seed in args.seeds:
+            df, timing = error_driven(args.out, seed, args.episodes)
+            print(f"\n### error_driven, seed {seed} ({args.episodes} held-out trials of 10 s)\n")
+            print(markdown(df))
+            print("\nwall time: " + ", ".join(f"{k}: {v}" for k, v in timing.items()))
+    if "reward_driven" in args.tasks:
+        frames = {}
+        for seed in args.seeds:
+            df, timing = reward_driven(args.out, seed, args.episodes)
+            frames[seed] = df
+            print(f"\n### reward_driven, seed {seed} ({args.episodes} held-out pattern sets of 500 trials)\n")
+            print(markdown(df))
+            print("\nwall time: " + ", ".join(f"{k}: {v}" for k, v in timing.items()))
+        if len(frames) > 1:
+            table = seeds_table(frames)
+            hits = int(table["at us_reward's level"].sum())
+            print(f"\n### reward_driven, seeds: {hits} of {len(table)} at "
+                  "us_reward's level (>= 95 %; E2L: 4 of 8)\n")
+            print(markdown(table))

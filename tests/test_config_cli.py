@@ -243,7 +243,8 @@ def test_every_builtin_config_loads_and_builds(path):
     build_network(cfg)
     task = build_task(cfg)
     assert (task.driver() is None) == (cfg.task.name != "imitate")
-    assert task.steps == cfg.task.steps
+    # time steps of an episode: [task] steps, or steps per trial times trials (reward_driven)
+    assert task.steps == cfg.task.steps * getattr(cfg.task, "trials", 1)
 
 
 # ----------------------------------------------------------------------------- command line

@@ -278,3 +278,52 @@ def test_the_recorded_rule_reproduces_its_recording_and_another_does_not(tmp_pat
 
     assert loss(rule) < 1e-6
     assert loss(other) > 1e-3
+
+
+@pytest.mark.parametrize("spiking", [False, True])
+def test_nwb_recording_reads_as_its_npz(tmp_path, spiking):
+    """The same recording written as NWB (trials, a stimulus TimeSeries, a units table of
+    spike times or an activity TimeSeries, w0 in scratch) reads as the .npz does, unrecorded
+    neurons NaN, and the infer task builds from it."""
+    from discover.networks import LIFNetwork, RateNetwork
+    from discover.nwb import write_nwb
+    from discover.recordings import simulate_recording, write_recording
+    from discover.tasks.infer import read_recording
+
+    if spiking:
+        net, rule, extra = LIFNetwork(n_pre=20, n_post=3, dt=1.0, post_mode="closed", w_scale=12.0), \
+            canonical_rule("stdp_pair"), {"pre_rate_range": [20.0, 30.0]}
+    else:
+        net, rule, extra = RateNetwork(n_pre=4, n_post=3), canonical_rule("oja"), {"w0_range": [-0.5, 0.5]}
+    rec = simulate_recording(net, rule, episodes=3, steps=200, record_every=10, recorded=0.67, seed=2, **extra)
+    a = read_recording(str(write_recording(tmp_path / "rec.npz", rec)), spiking=spiking)
+    b = read_recording(str(write_nwb(tmp_path / "rec.nwb", rec)), spiking=spiking)
+    assert set(a) == set(b) and a["record_every"] == b["record_every"] == 10
+    for k in ("inputs", "activity", "w0", "w"):
+        np.testing.assert_allclose(b[k], a[k], rtol=1e-6, equal_nan=True)
+    assert np.isnan(b["activity"][:, :, 2]).all() and np.isfinite(b["activity"][:, :, :2]).all()
+    assert not spiking or (b["activity"][:, :, :2].sum() > 5 and b["dt"] == a["dt"] == 1.0)
+    network = {"kind": "lif", "post_mode": "closed", "dt": 1.0, "w_scale": 12.0} if spiking else {"kind": "rate"}
+    cfg = config_from_dict({"task": {"name": "infer", "n_pre": net.n_pre, "n_post": 3, "steps": 200,
+                                     "record_every": 10, "data": {"path": str(tmp_path / "rec.nwb")}},
+                            "network": network})
+    assert build_task(cfg).episodes == 3
+
+
+def test_bad_nwb_recordings_are_named(tmp_path):
+    from discover.nwb import write_nwb
+    from discover.tasks.infer import read_recording
+
+    (tmp_path / "junk.nwb").write_bytes(b"not hdf5")
+    with pytest.raises(ConfigError, match="not a readable NWB file"):
+        read_recording(str(tmp_path / "junk.nwb"), spiking=False)
+    rec = {"s_pre": np.zeros((2, 10, 3)), "s_post": np.full((2, 10, 2), 0.5), "w0": np.zeros((2, 2, 3)),
+           "dt": 1.0, "record_every": 1}
+    from discover.nwb import NWBError
+
+    with pytest.raises(NWBError, match="whole numbers"):  # noisy counts are not spike times
+        write_nwb(tmp_path / "noisy.nwb", rec)
+    rate = {"x": np.zeros((2, 10, 3)), "y": np.zeros((2, 5, 2)), "w0": np.zeros((2, 2, 3)), "record_every": 2}
+    write_nwb(tmp_path / "rate.nwb", rate)
+    with pytest.raises(ConfigError, match="no array 's_pre'"):  # a rate recording read for a spiking network
+        read_recording(str(tmp_path / "rate.nwb"), spiking=True)

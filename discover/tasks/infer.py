@@ -5,7 +5,8 @@ The data are what an experiment records (Mehta, Tyulmankov et al. 2024, NeurIPS,
 drives, possibly noisy and with some neurons not recorded; the weights are usually not
 observed. A student network with the learnable rule gets the same inputs from the same
 initial weights, and the meta-loss compares its activity with the recorded one. A recording
-is a NumPy ``.npz`` (``[task.data] path``) holding, for ``E`` episodes of ``T`` steps:
+is a NumPy ``.npz`` (``[task.data] path``; or an NWB file, ``.nwb``, with the same content:
+:mod:`discover.nwb`) holding, for ``E`` episodes of ``T`` steps:
 
 - ``x`` ``[E, T, n_pre]`` presynaptic rates (rate networks) or ``s_pre`` ``[E, T, n_pre]``
   presynaptic spikes (0/1, spiking networks);
@@ -49,7 +50,7 @@ from .base import Task
 
 @dataclass(frozen=True)
 class RecordingConfig:
-    path: str = ""  # the .npz recording (module docstring: the arrays it holds)
+    path: str = ""  # the .npz or .nwb recording (module docstring: the arrays it holds)
 
 
 @dataclass(frozen=True)
@@ -110,10 +111,18 @@ def read_recording(path: str, spiking: bool) -> dict:
     p = Path(path)
     if not p.is_file():
         _fail(path, "no such file; write the recording as a NumPy .npz (benchmarks/infer_recordings.py writes one)")
-    try:
-        d = read_npz(p)
-    except RunDirError as e:
-        _fail(path, str(e))
+    if p.suffix.lower() == ".nwb":
+        from ..nwb import NWBError, read_nwb
+
+        try:
+            d = read_nwb(p)
+        except NWBError as e:
+            _fail(path, f"{e} (the layout: discover.nwb)")
+    else:
+        try:
+            d = read_npz(p)
+        except RunDirError as e:
+            _fail(path, str(e))
     x_name, y_name = ("s_pre", "s_post") if spiking else ("x", "y")
     other = ("x", "y") if spiking else ("s_pre", "s_post")
     for name in (x_name, y_name):

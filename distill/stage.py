@@ -163,8 +163,10 @@ def refine_front(front: pd.DataFrame, task, names, timescales: dict, d, progress
                      refit_timescales=refit_timescales, objective=objective)
         if out is None:
             if progress:
+                net = task.network
+                loop = net.spiking and getattr(net, "post_mode", "") == "closed" and getattr(net, "reset", True)
                 hint = ("; through a closed spiking loop, try [distill] refine_optimizer = \"cma_es\""
-                        if optimizer == "adam" else "")
+                        if optimizer == "adam" and loop else "")
                 print(f"distill: eq{row['id']} could not be refitted (it diverges or is not a sum of terms); "
                       f"keeping the regression coefficients{hint}", flush=True)
             continue

@@ -14,6 +14,7 @@ decay, of the size of Oja's own decay at these rates).
 
     .venv/bin/python benchmarks/infer_recordings.py --seeds 20 --json benchmarks/results/infer_recordings.json
     .venv/bin/python benchmarks/infer_recordings.py --example configs/recordings/oja_10x10.npz  # configs/infer_oja.toml
+    .venv/bin/python benchmarks/infer_recordings.py --spiking --seeds 1 --json benchmarks/results/infer_spiking.json
 
 Every finished run's row is kept in ``--json`` and reused, so an interrupted grid resumes.
 Prints one markdown table per rule (README.md).
@@ -62,6 +63,53 @@ def config(path: Path, n: int, steps: int, meta_steps: int) -> dict:
             "distill": {"episodes": 8, "policy": "verified", "refine_steps": 100, "refine_episodes": 8,
                         "samples": 3000},
             "verify": {"episodes": 8}}
+
+
+# pair STDP from spikes (issue 14): configs/stdp_pair.toml's network and rhythmic inputs, 50 -> 5,
+# 1-s episodes, one postsynaptic neuron in five (20 %) not recorded, spike counts in 10-ms bins
+SPIKING = {"rule": "0.05*s_post*tr_pre - 0.0525*s_pre*tr_post",  # stdp_pair at configs/stdp_pair.toml's A
+           "n_pre": 50, "n_post": 5, "steps": 1000, "episodes": 32, "recorded": 0.8,
+           "inputs": {"pre_rate_range": [20.0, 30.0], "pre_modulation_range": [0.5, 1.0],
+                      "pre_frequency_range": [4.0, 40.0], "pre_phase_spread": 0.25, "w0_range": [0.3, 0.9]}}
+
+
+def run_spiking(seed: int, out: Path, generations: int = 300) -> dict:
+    """Pair STDP inferred from the spikes of a recording with 20 % of the neurons unrecorded:
+    the student is stdp_pair.toml's (event-driven, degree 1 over tr_pre, tr_post, w; CMA-ES),
+    its trace time constants at the recording's 20 / 20 ms."""
+    from discover import stage as dstage
+    from discover.config import config_from_dict
+    from discover.io import selected_equation
+    from discover.networks import LIFNetwork
+    from discover.recordings import simulate_recording, write_recording
+    from discover.rules import SymbolicRule
+    from distill import stage as sstage
+    from distill import verify
+
+    c = SPIKING
+    run = out / f"stdp_pair_spikes_rec{c['recorded']:g}_s{seed}"
+    run.mkdir(parents=True, exist_ok=True)
+    net = LIFNetwork(n_pre=c["n_pre"], n_post=c["n_post"], dt=1.0, post_mode="closed", w_scale=6.0)
+    rec = simulate_recording(net, SymbolicRule.from_string(c["rule"], label="stdp_pair"), episodes=c["episodes"],
+                             steps=c["steps"], record_every=10, recorded=c["recorded"], seed=seed, **c["inputs"])
+    path = write_recording(run / "recording.npz", rec)
+    cfg = config_from_dict({
+        "task": {"name": "infer", "n_pre": c["n_pre"], "n_post": c["n_post"], "steps": c["steps"],
+                 "record_every": 10, "obs_tau": 5.0, "data": {"path": str(path)}, "holdout": 0.25},
+        "network": {"kind": "lif", "post_mode": "closed", "w_scale": 6.0},
+        "rule": {"kind": "polynomial", "degree": 1, "output_scale": 0.05},
+        "meta": {"optimizer": "cma_es", "population": 32, "es_sigma": 0.3, "steps": generations, "batch": 8,
+                 "val_episodes": 8, "eval_every": 50},
+        "distill": {"episodes": 8, "policy": "verified"}, "verify": {"episodes": 8}})
+    t0 = time.perf_counter()
+    dstage.run(cfg, run / "run", progress=False)
+    sstage.run(cfg, run / "run", progress=False)
+    verify.run(cfg, run / "run", progress=False)
+    sel = selected_equation(run / "run")
+    coefs = {t: v["value"] for t, v in json.loads(sel["coefficients"]).items()}
+    ok, why = recovered(coefs, c["rule"])
+    return {"rule": "stdp_pair (spikes)", "recorded": c["recorded"], "seed": seed, "recovered": ok, "why": why,
+            "selected": str(sel["equation"]), "seconds": round(time.perf_counter() - t0, 1)}
 
 
 def recovered(selected: dict, truth: str) -> tuple[bool, str]:
@@ -126,7 +174,20 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="runs/infer_recordings")
     ap.add_argument("--json", default=None, help="keep every row here and reuse it")
     ap.add_argument("--example", default=None, help="only write the example recording of configs/infer_oja.toml")
+    ap.add_argument("--spiking", action="store_true", help="only pair STDP from spikes, 20 %% unrecorded (--seeds)")
     a = ap.parse_args(argv)
+    if a.spiking:
+        rows = []
+        for seed in range(a.seeds):
+            row = run_spiking(seed, Path(a.out))
+            rows.append(row)
+            print(f"{row['rule']} recorded {row['recorded']:g} seed {seed}: "
+                  f"{'recovered' if row['recovered'] else 'not recovered (' + row['why'] + ')'}  {row['selected']}  "
+                  f"({row['seconds']} s)", flush=True)
+            if a.json:
+                Path(a.json).write_text(json.dumps({"benchmark": "infer_recordings --spiking",
+                                                    "tolerance": TOLERANCE, "results": rows}, indent=1))
+        return 0
     if a.example:
         from discover.recordings import write_recording
 

@@ -37,6 +37,7 @@ from oja_seeds import markdown  # noqa: E402
 from discover.build import build_task, load_rule  # noqa: E402
 from discover.io import selected_equation  # noqa: E402
 from discover.rules import SymbolicRule, canonical_rule  # noqa: E402
+from distill.simplify import format_equation  # noqa: E402
 from distill.stage import load_run_config  # noqa: E402
 from plasticity.cli import main  # noqa: E402
 
@@ -51,38 +52,47 @@ E2L_ERROR = {"none": "about -301.6", "selected equation": "-13.4 to -14.7 (evolv
 E2L_WALL = "up to 12 h per run on 48 cores (1,000 generations)"
 
 
-def error_driven(out: Path, seed: int, episodes: int) -> tuple[pd.DataFrame, dict]:
-    d = out / f"error_driven_seed{seed}"
+def task_table(name: str, out: Path, seed: int, episodes: int, eval_seed: int, reference: str,
+               published: dict, wall_published: str) -> tuple[pd.DataFrame, dict]:
+    """Run ``configs/{name}.toml`` at ``seed`` (reused where the run directory holds a
+    verification), then E2L's fitness on ``episodes`` held-out trials (key ``eval_seed``) of
+    the selected equation, the neural rule, the canonical ``reference`` and no plasticity."""
+    d = out / f"{name}_seed{seed}"
     t0 = time.perf_counter()
     if not (d / "verification.csv").exists():
-        code = main(["run", str(ROOT / "configs" / "error_driven.toml"), "--out", str(d), "--quiet",
+        code = main(["run", str(ROOT / "configs" / f"{name}.toml"), "--out", str(d), "--quiet",
                      "--set", f"meta.seed={seed}"])
         if code:
             raise SystemExit(code)
     wall = time.perf_counter() - t0
     manifest = json.loads((d / "manifest.json").read_text())
-    cfg = load_run_config(d)
-    task = build_task(cfg)
-    eps = task.sample(jax.random.key(817_818_273 % 2**31), episodes)  # E2L's validation seed, our PRNG
+    task = build_task(load_run_config(d))
+    eps = task.sample(jax.random.key(eval_seed), episodes)
     neural, nparams = load_rule(d)
     sel = selected_equation(d)
     eq = SymbolicRule.from_string(str(sel["sympy"]), {})
+    ref = canonical_rule(reference)
     rules = {"selected equation": (eq, eq.init(jax.random.key(0)), str(sel["equation"])),
              "neural rule": (neural, nparams, "polynomial (degree 2)"),
-             "us_error": (canonical_rule("us_error"), None, "1.7*psp*(u_target - v_post)"),
+             reference: (ref, None, format_equation(ref.bound_expr())),
              "none": (SymbolicRule.from_string("0*w", {}), None, "0")}
     rows = []
-    for name, (rule, params, text) in rules.items():
+    for rname, (rule, params, text) in rules.items():
         params = rule.init(jax.random.key(0)) if params is None else params
         fit = jax.jit(jax.vmap(lambda e, rule=rule, params=params: task.e2l_fitness(
             task.simulate(rule, params, e), e)))(eps)
         fit = np.asarray(fit, np.float64)
-        rows.append({"rule": name, "equation": text, "fitness (ours, E2L units)": round(float(fit.mean()), 1),
+        rows.append({"rule": rname, "equation": text, "fitness (ours, E2L units)": round(float(fit.mean()), 1),
                      "s.e.m.": round(float(fit.std(ddof=1) / np.sqrt(len(fit))), 1),
-                     "E2L (Jordan et al. 2021)": E2L_ERROR.get(name, "")})
+                     "E2L (Jordan et al. 2021)": published.get(rname, "")})
     timing = {"seconds (discover+distill+verify)": round(sum(manifest.get("timings_s", {}).values()), 1),
-              "this call": round(wall, 1), "E2L": E2L_WALL}
+              "this call": round(wall, 1), "E2L": wall_published}
     return pd.DataFrame(rows), timing
+
+
+def error_driven(out: Path, seed: int, episodes: int) -> tuple[pd.DataFrame, dict]:
+    # E2L's validation seed, our PRNG
+    return task_table("error_driven", out, seed, episodes, 817_818_273 % 2**31, "us_error", E2L_ERROR, E2L_WALL)
 
 
 # Jordan et al. 2021, Results "Reward-driven learning" and Fig. 3 (as in issue 11): 4 of 8
@@ -96,37 +106,8 @@ E2L_REWARD_WALL = "up to 12 h per run on 64 cores (500 generations)"
 
 
 def reward_driven(out: Path, seed: int, episodes: int) -> tuple[pd.DataFrame, dict]:
-    d = out / f"reward_driven_seed{seed}"
-    t0 = time.perf_counter()
-    if not (d / "verification.csv").exists():
-        code = main(["run", str(ROOT / "configs" / "reward_driven.toml"), "--out", str(d), "--quiet",
-                     "--set", f"meta.seed={seed}"])
-        if code:
-            raise SystemExit(code)
-    wall = time.perf_counter() - t0
-    manifest = json.loads((d / "manifest.json").read_text())
-    task = build_task(load_run_config(d))
-    eps = task.sample(jax.random.key(11_231), episodes)  # E2L's sim_params seed, our PRNG: held-out sets
-    neural, nparams = load_rule(d)
-    sel = selected_equation(d)
-    eq = SymbolicRule.from_string(str(sel["sympy"]), {})
-    us = canonical_rule("us_reward")
-    rules = {"selected equation": (eq, eq.init(jax.random.key(0)), str(sel["equation"])),
-             "neural rule": (neural, nparams, "polynomial (degree 2)"),
-             "us_reward": (us, None, f"{float(us.init(jax.random.key(0))['core']['eta']):g}*elig*(m - 1)"),
-             "none": (SymbolicRule.from_string("0*w", {}), None, "0")}
-    rows = []
-    for name, (rule, params, text) in rules.items():
-        params = rule.init(jax.random.key(0)) if params is None else params
-        fit = jax.jit(jax.vmap(lambda e, rule=rule, params=params: task.e2l_fitness(
-            task.simulate(rule, params, e), e)))(eps)
-        fit = np.asarray(fit, np.float64)
-        rows.append({"rule": name, "equation": text, "fitness (ours, E2L units)": round(float(fit.mean()), 1),
-                     "s.e.m.": round(float(fit.std(ddof=1) / np.sqrt(len(fit))), 1),
-                     "E2L (Jordan et al. 2021)": E2L_REWARD.get(name, "")})
-    timing = {"seconds (discover+distill+verify)": round(sum(manifest.get("timings_s", {}).values()), 1),
-              "this call": round(wall, 1), "E2L": E2L_REWARD_WALL}
-    return pd.DataFrame(rows), timing
+    # E2L's sim_params seed, our PRNG: held-out pattern sets
+    return task_table("reward_driven", out, seed, episodes, 11_231, "us_reward", E2L_REWARD, E2L_REWARD_WALL)
 
 
 def seeds_table(frames: dict[int, pd.DataFrame], level: float = 0.95) -> pd.DataFrame:

@@ -77,14 +77,10 @@ def run_spiking(seed: int, out: Path, generations: int = 300) -> dict:
     """Pair STDP inferred from the spikes of a recording with 20 % of the neurons unrecorded:
     the student is stdp_pair.toml's (event-driven, degree 1 over tr_pre, tr_post, w; CMA-ES),
     its trace time constants at the recording's 20 / 20 ms."""
-    from discover import stage as dstage
     from discover.config import config_from_dict
-    from discover.io import selected_equation
     from discover.networks import LIFNetwork
     from discover.recordings import simulate_recording, write_recording
     from discover.rules import SymbolicRule
-    from distill import stage as sstage
-    from distill import verify
 
     c = SPIKING
     run = out / f"stdp_pair_spikes_rec{c['recorded']:g}_s{seed}"
@@ -101,15 +97,8 @@ def run_spiking(seed: int, out: Path, generations: int = 300) -> dict:
         "meta": {"optimizer": "cma_es", "population": 32, "es_sigma": 0.3, "steps": generations, "batch": 8,
                  "val_episodes": 8, "eval_every": 50},
         "distill": {"episodes": 8, "policy": "verified"}, "verify": {"episodes": 8}})
-    t0 = time.perf_counter()
-    dstage.run(cfg, run / "run", progress=False)
-    sstage.run(cfg, run / "run", progress=False)
-    verify.run(cfg, run / "run", progress=False)
-    sel = selected_equation(run / "run")
-    coefs = {t: v["value"] for t, v in json.loads(sel["coefficients"]).items()}
-    ok, why = recovered(coefs, c["rule"])
-    return {"rule": "stdp_pair (spikes)", "recorded": c["recorded"], "seed": seed, "recovered": ok, "why": why,
-            "selected": str(sel["equation"]), "seconds": round(time.perf_counter() - t0, 1)}
+    return {"rule": "stdp_pair (spikes)", "recorded": c["recorded"], "seed": seed,
+            **infer_and_score(cfg, run / "run", c["rule"])}
 
 
 def recovered(selected: dict, truth: str) -> tuple[bool, str]:
@@ -125,27 +114,32 @@ def recovered(selected: dict, truth: str) -> tuple[bool, str]:
     return not bad, "; ".join(bad)
 
 
-def run_cell(rule, noise, recorded, seed, a, out: Path) -> dict:
+def infer_and_score(cfg, run_dir: Path, truth: str) -> dict:
+    """discover, distill and verify ``cfg`` into ``run_dir``; whether the selected equation is ``truth``."""
     from discover import stage as dstage
-    from discover.config import config_from_dict
     from discover.io import selected_equation
-    from discover.recordings import write_recording
     from distill import stage as sstage
     from distill import verify
+
+    t0 = time.perf_counter()
+    dstage.run(cfg, run_dir, progress=False)
+    sstage.run(cfg, run_dir, progress=False)
+    verify.run(cfg, run_dir, progress=False)
+    sel = selected_equation(run_dir)
+    ok, why = recovered({t: v["value"] for t, v in json.loads(sel["coefficients"]).items()}, truth)
+    return {"recovered": ok, "why": why, "selected": str(sel["equation"]), "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def run_cell(rule, noise, recorded, seed, a, out: Path) -> dict:
+    from discover.config import config_from_dict
+    from discover.recordings import write_recording
 
     run = out / f"{rule}_n{a.n}_noise{noise:g}_rec{recorded:g}_s{seed}"
     run.mkdir(parents=True, exist_ok=True)
     path = write_recording(run / "recording.npz", recording(rule, a.n, a.episodes, a.steps, noise, recorded, seed))
     cfg = config_from_dict(config(path, a.n, a.steps, a.meta_steps))
-    t0 = time.perf_counter()
-    dstage.run(cfg, run / "run", progress=False)
-    sstage.run(cfg, run / "run", progress=False)
-    verify.run(cfg, run / "run", progress=False)
-    sel = selected_equation(run / "run")
-    coefs = {t: v["value"] for t, v in json.loads(sel["coefficients"]).items()}
-    ok, why = recovered(coefs, RULES[rule])
-    return {"rule": rule, "noise": noise, "recorded": recorded, "seed": seed, "n": a.n, "recovered": ok,
-            "why": why, "selected": str(sel["equation"]), "seconds": round(time.perf_counter() - t0, 1)}
+    return {"rule": rule, "noise": noise, "recorded": recorded, "seed": seed, "n": a.n,
+            **infer_and_score(cfg, run / "run", RULES[rule])}
 
 
 def table(rows, rule, noises, recordeds) -> str:

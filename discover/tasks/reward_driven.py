@@ -139,9 +139,6 @@ class RewardDriven(Task):
         """One trial from rest at fixed weights ``W``: ``(s_post [T, n_post], elig [post, pre])``,
         the spikes and the eligibility trace at the trial's end (from 0 at its start)."""
         net = self.network
-        em, es = math.exp(-net.dt / net.tau_m), math.exp(-net.dt / net.tau_syn)
-        coef = (net.dt / net.tau_m * em if abs(net.tau_syn - net.tau_m) < 1e-9
-                else net.tau_syn / (net.tau_syn - net.tau_m) * (es - em))
         g = isyn @ W.T  # [T, post]: the synaptic current entering the membrane in each step
         n_ref = float(max(round(net.t_ref / net.dt) - 1, 0))
 
@@ -149,7 +146,7 @@ class RewardDriven(Task):
             v, ref = carry
             g_t, u = x
             refractory = ref > 0
-            v = jnp.where(refractory, v, net.v_rest + (v - net.v_rest) * em + g_t * coef)
+            v = jnp.where(refractory, v, net._membrane(v, g_t)[0])  # the network's exact step
             s = net.fire(v, u) * (1.0 - refractory)
             drive = net.elig_drive(v, s, refractory.astype(jnp.float32))
             if net.reset:

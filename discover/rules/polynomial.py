@@ -31,7 +31,7 @@ import numpy as np
 import sympy
 
 from ..config import RuleConfig
-from ..monomials import evaluate_monomials, monomial_exponents, monomial_exprs
+from ..monomials import monomial_exponents, monomial_exprs, monomial_terms, polynomial
 from ..registry import RULES
 from ..vocabulary import SYMBOLS, VARIABLES
 from .base import EventDriven, Rule, tidy
@@ -111,27 +111,14 @@ class PolynomialRule(EventDriven, Rule):
         return {"coef": jnp.zeros(shape, jnp.float32)}
 
     def apply(self, core, local):
+        coef = core["coef"]
         if not self.event_driven:
             shape = jnp.broadcast_shapes(*[jnp.shape(local[n]) for n in self.inputs])
-            vals = jnp.stack([(jnp.broadcast_to(local[n], shape) - m) / c
-                              for n, m, c in zip(self.features, self._shifts(), self._scales())], axis=-1)
-            return self.output_scale * evaluate_monomials(vals, self.exponents, xp=jnp) @ core["coef"]
-        # event-driven: elementwise sums, not a matmul: XLA on CPU runs a tiny dot with two
-        # heads per time step far slower than fused multiply-adds (20x for a pair rule)
-        vals = [local[n] / c for n, c in zip(self.features, self._scales())]
-        monos = []
-        for row in self.exponents:
-            term = None
-            for v, k in zip(vals, row):
-                for _ in range(int(k)):
-                    term = v if term is None else term * v
-            monos.append(term)  # None: the constant monomial
-
-        def poly(c):
-            return sum(c[j] if m is None else c[j] * m for j, m in enumerate(monos))
-
-        coef = core["coef"]
-        return self.output_scale * sum(local[h] * poly(coef[i]) for i, h in enumerate(self.heads))
+            vals = [(local[n] - m) / c for n, m, c in zip(self.features, self._shifts(), self._scales())]
+            # products broadcast as they go: y**3 stays [post, 1]
+            return jnp.broadcast_to(self.output_scale * polynomial(monomial_terms(vals, self.exponents), coef), shape)
+        monos = monomial_terms([local[n] / c for n, c in zip(self.features, self._scales())], self.exponents)
+        return self.output_scale * sum(local[h] * polynomial(monos, coef[i]) for i, h in enumerate(self.heads))
 
     def as_expr(self, params) -> sympy.Expr:
         coef = np.asarray(params["core"]["coef"], np.float64) * self.output_scale

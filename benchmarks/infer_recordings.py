@@ -200,21 +200,20 @@ def main(argv=None) -> int:
     store = Path(a.json) if a.json else None
     rows = json.loads(store.read_text())["results"] if store and store.exists() else []
     done = {(r["rule"], r["noise"], r["recorded"], r["seed"], r["n"]) for r in rows}
-    for rule in rules:
-        for nz in noises:
-            for rec in recordeds:
-                for seed in range(a.seeds):
-                    if (rule, nz, rec, seed, a.n) in done:
-                        continue
-                    row = run_cell(rule, nz, rec, seed, a, Path(a.out))
-                    rows.append(row)
-                    print(f"{rule} noise {nz:g} recorded {rec:g} seed {seed}: "
-                          f"{'recovered' if row['recovered'] else 'not recovered (' + row['why'] + ')'}  "
-                          f"{row['selected']}  ({row['seconds']} s)", flush=True)
-                    if store:
-                        store.parent.mkdir(parents=True, exist_ok=True)
-                        store.write_text(json.dumps({"benchmark": "infer_recordings", "tolerance": TOLERANCE,
-                                                     "results": rows}, indent=1))
+    # seeds outermost: an interrupted grid has (nearly) as many seeds in every cell
+    cells = [(seed, rule, nz, rec) for seed in range(a.seeds) for rule in rules for nz in noises for rec in recordeds]
+    for seed, rule, nz, rec in cells:
+        if (rule, nz, rec, seed, a.n) in done:
+            continue
+        row = run_cell(rule, nz, rec, seed, a, Path(a.out))
+        rows.append(row)
+        print(f"{rule} noise {nz:g} recorded {rec:g} seed {seed}: "
+              f"{'recovered' if row['recovered'] else 'not recovered (' + row['why'] + ')'}  "
+              f"{row['selected']}  ({row['seconds']} s)", flush=True)
+        if store:
+            store.parent.mkdir(parents=True, exist_ok=True)
+            store.write_text(json.dumps({"benchmark": "infer_recordings", "tolerance": TOLERANCE,
+                                         "results": rows}, indent=1))
     for rule in rules:
         print("\n" + table([r for r in rows if r["n"] == a.n], rule, noises, recordeds))
     return 0

@@ -129,7 +129,7 @@ class LIFConfig(NetworkConfig):
     v_th: float = -54.0
     v_reset: float = -60.0
     t_ref: float = 2.0
-    synapse: str = "current"  # current | conductance
+    synapse: str = "current"  # current | conductance | delta
     tau_syn: float = 5.0
     E_e: float = 0.0
     w_scale: float = 1.0
@@ -151,14 +151,14 @@ class LIFConfig(NetworkConfig):
     elig_rho: float = 0.0  # Hz
     elig_delta: float = 0.0  # mV
 
-    choices: ClassVar[dict[str, tuple]] = {"synapse": ("current", "conductance"), "integration": ("exact", "euler"),
-                                           "post_mode": ("given", "closed")}
+    choices: ClassVar[dict[str, tuple]] = {"synapse": ("current", "conductance", "delta"),
+                                           "integration": ("exact", "euler"), "post_mode": ("given", "closed")}
     positive: ClassVar[tuple[str, ...]] = ("dt", "tau_m", "tau_syn", "rho", "delta", "tau_elig")
     nonnegative: ClassVar[tuple[str, ...]] = ("t_ref", "w_scale", "dw_tau", "elig_rho", "elig_delta")
 
     def check(self, cfg):
         super().check(cfg)
-        for name in ("tau_m", "tau_syn"):
+        for name in ("tau_m",) if self.synapse == "delta" else ("tau_m", "tau_syn"):
             tau = getattr(self, name)
             if self.dt >= tau:
                 raise ConfigError(f"[network] dt = {self.dt} ms must be below {name} = {tau} ms: a step as long as the "
@@ -182,7 +182,9 @@ class LIFNetwork(Network):
     Membrane (mV, ms): ``tau_m dv/dt = (v_rest - v) + I`` (current-based, ``I`` in mV,
     each input spike adds ``w_scale * w`` to ``I``, which decays with ``tau_syn``) or
     ``tau_m dv/dt = (v_rest - v) + g (E_e - v)`` (conductance-based, ``g`` in units of the
-    leak conductance, each spike adds ``w_scale * w``). Integration: ``"exact"`` (exact
+    leak conductance, each spike adds ``w_scale * w``) or ``"delta"``: each input spike
+    makes ``v`` jump by ``w_scale * w`` mV in the next step (NEST's ``iaf_psc_delta``;
+    ``tau_syn`` unused). Integration: ``"exact"`` (exact
     exponential for the linear current-based system; exponential Euler with ``g`` frozen
     over the step for conductances, as Brian2's ``exponential_euler``) or ``"euler"``.
 
@@ -272,7 +274,7 @@ class LIFNetwork(Network):
                        "psp", "u_target", "elig")
 
     def __post_init__(self):
-        for field, value, choices in [("synapse", self.synapse, ("current", "conductance")),
+        for field, value, choices in [("synapse", self.synapse, ("current", "conductance", "delta")),
                                       ("integration", self.integration, ("exact", "euler")),
                                       ("post_mode", self.post_mode, ("closed", "given"))]:
             if value not in choices:
@@ -322,7 +324,7 @@ class LIFNetwork(Network):
         """One step of the unit-weight PSP (current synapse, no reset): the membrane's
         response, above rest, to a synapse of weight 1, so that ``v - v_rest = W @ psp``
         for fixed weights without reset."""
-        if self.synapse != "current":
+        if self.synapse not in ("current", "delta"):
             return psp, isyn
         new_v, new_g = self._membrane(psp + self.v_rest, isyn)
         return new_v - self.v_rest, new_g
@@ -339,6 +341,10 @@ class LIFNetwork(Network):
 
     def _membrane(self, v, g):
         dt, tau_m = self.dt, self.tau_m
+        if self.synapse == "delta":  # g: the jump the last step's input spikes give v (NEST iaf_psc_delta)
+            if self.integration == "euler":
+                return v + dt * (self.v_rest - v) / tau_m + g, jnp.zeros_like(g)
+            return self.v_rest + (v - self.v_rest) * math.exp(-dt / tau_m) + g, jnp.zeros_like(g)
         if self.synapse == "current":
             if self.integration == "euler":
                 return v + dt * ((self.v_rest - v) + g) / tau_m, g - dt * g / self.tau_syn

@@ -57,7 +57,7 @@ class Rollout(NamedTuple):
 
 def rollout(network, rule, params, state, inputs, *, record_every: int = 1, steps: int | None = None,
             until=None, chunk: int | None = None, truncate: bool = False,
-            record_locals: bool = False, w_limit: float | None = None, activity: str | None = None) -> Rollout:
+            record_locals: bool | int = False, w_limit: float | None = None, activity: str | None = None) -> Rollout:
     """Run ``network`` with plasticity ``rule`` from ``state`` over ``inputs``.
 
     Args:
@@ -74,7 +74,10 @@ def rollout(network, rule, params, state, inputs, *, record_every: int = 1, step
       chunk: steps per ``jax.checkpoint`` segment (bounded memory under reverse-mode
         differentiation); set by the gradient meta-optimizer.
       truncate: no gradient through the carry between segments (truncated backprop).
-      record_locals: also return the local variables of every step.
+      record_locals: also return the local variables of every step; an int ``k`` (not
+        ``True``) keeps only the first ``k`` presynaptic columns, ``[T, post, k]``: the
+        samples distillation needs from a network whose every step of every synapse would
+        not fit in memory (1000 inputs over 10^5 steps).
       w_limit: a divergence guard: at the first step where a weight would leave
         ``[-w_limit, w_limit]`` or become non-finite, the state freezes (it keeps the last
         finite values, so values and gradients stay finite) and ``diverged_at`` records
@@ -118,7 +121,8 @@ def rollout(network, rule, params, state, inputs, *, record_every: int = 1, step
             out = jnp.where(div < 0, out, 0.0)
         if record_locals:
             shape = state["W"].shape
-            return (new, energy, t + 1, div), (out, {n: jnp.broadcast_to(v, shape) for n, v in local.items()})
+            cols = slice(None) if record_locals is True else slice(0, int(record_locals))
+            return (new, energy, t + 1, div), (out, {n: jnp.broadcast_to(v, shape)[:, cols] for n, v in local.items()})
         return (new, energy, t + 1, div), (out, None)
 
     def block(carry, x_block):

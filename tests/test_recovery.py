@@ -276,6 +276,25 @@ def test_reward_driven_rule_from_a_binary_reward_by_evolution(tmp_path):
     assert sel >= v["us_reward"] - 0.05 and sel > v["none"] + 0.1
 
 
+def test_correlation_detection_rule_from_function_by_evolution(tmp_path):
+    """configs/correlation_detection.toml at CI size (10 s of learning, SNR on 5.5 s, 16
+    members on 2 trials for 25 generations; the shipped config: 20 s, 11 s, 16 x 4 for 200,
+    benchmarks/e2l_tasks.py). No teacher: the selected equation must potentiate where a
+    presynaptic spike preceded a postsynaptic one (s_post*tr_pre, positive: correlation
+    detection) and reach at least the SNR of E2L's hand-made homeostatic STDP at E2L's
+    parameters, well above no plasticity, on held-out trials."""
+    cfg = shipped_config("correlation_detection")
+    cfg["task"].update(steps=10_000, snr_ms=5_500.0)
+    cfg["meta"].update(steps=25, population=16, batch=2, val_episodes=4, eval_every=5)
+    cfg["distill"].update(episodes=2, samples=2000, bootstrap=20)
+    cfg["verify"].update(episodes=8)
+    coefs, rel, ver = run_pipeline(cfg, tmp_path)
+    assert coefs.get(S["s_post"] * S["tr_pre"], 0.0) > 0
+    v = ver.set_index("rule")["objective_mean"]
+    sel = v[ver.set_index("rule")["selected"].astype(bool)].iloc[0]
+    assert sel >= v["homeostatic_stdp_e2l"] and sel > v["none"] + 2.0
+
+
 def test_error_driven_rule_from_function(tmp_path):
     """configs/error_driven.toml at CI size (E2L's 10-s episodes, 200 Adam steps on 4
     episodes; the shipped config: 800 on 8). The rule sees u_target, v_post, psp, w and a

@@ -78,6 +78,12 @@ CANONICAL: dict[str, Canonical] = {
         Canonical("us_error", "eta*psp*(u_target - v_post)", (("eta", 1.7),), "lif",
                   source="Urbanczik & Senn 2014; eta = 1.7 per ms as E2L's error-driven task (Jordan et al. 2021, "
                          "write_job.py: lr), a step of dt = 1 ms"),
+        Canonical("homeostatic_stdp", "s_post*(lam*tr_pre + w_out)", (("lam", 0.01), ("w_out", -0.0015)), "lif",
+                  timescales=(("tau_pre", 20.0),),
+                  source="Jordan et al. 2021, correlation task's hand-made rule (e2l-cgp-snn, "
+                         "nest/stdp-homeostatic-synapse-module: at a postsynaptic spike w += lambda*Wmax*(1 - "
+                         "w/Wmax)**mu_plus*K_plus + Wout; generate_figure_data.py: lambda = 0.01, mu_plus = 0, "
+                         "Wout = -0.0015, tau_plus = 20 ms, Wmax = 1)"),
         Canonical("us_reward", "eta*elig*(m - 1)", (("eta", 1e8),), "lif",
                   source="Urbanczik & Senn 2009 as in Jordan et al. 2021's reward-driven task (sim.py: "
                          "plasticity_rule); eta = 1e8 per trial, the best of 5e7, 1e8, 2e8 on 16 pattern sets of "

@@ -7,3 +7,4 @@ from . import fit_protocols  # noqa: F401  # isort: skip
 from . import infer  # noqa: F401  # isort: skip
 from . import error_driven  # noqa: F401  # isort: skip
 from . import reward_driven  # noqa: F401  # isort: skip
+from . import correlation_detection  # noqa: F401  # isort: skip

@@ -35,6 +35,7 @@ REFERENCE = {
     ),
     "us_error": lambda p, v: p["eta"] * v["psp"] * (v["u_target"] - v["v_post"]),
     "us_reward": lambda p, v: p["eta"] * v["elig"] * (v["m"] - 1.0),
+    "homeostatic_stdp": lambda p, v: v["s_post"] * (p["lam"] * v["tr_pre"] + p["w_out"]),
 }
 REF_INPUTS = {
     "hebb_decay": {"x", "y", "w"},
@@ -45,6 +46,7 @@ REF_INPUTS = {
     "stdp_triplet": {"s_pre", "s_post", "tr_pre", "tr_post", "tr_pre_slow", "tr_post_slow"},
     "us_error": {"psp", "u_target", "v_post"},
     "us_reward": {"elig", "m"},
+    "homeostatic_stdp": {"s_post", "tr_pre"},
 }
 
 RATE_IN = ("x", "y", "w")
@@ -65,6 +67,7 @@ def random_local(names, seed=0, batch=()):
         shape = local_shape(n, batch)
         if n in BINARY:
             out[n] = (rng.random(shape) < 0.5).astype(np.float64)
+            out[n].reshape(-1)[0] = 1.0  # at least one spike: a rule gated by it is not zero everywhere
         elif n.startswith("tr_"):
             out[n] = rng.uniform(0.0, 2.0, shape)
         else:

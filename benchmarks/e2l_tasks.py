@@ -80,12 +80,12 @@ def task_table(name: str, out: Path, seed: int, episodes: int, eval_seed: int, r
     neural, nparams = load_rule(d)
     sel = selected_equation(d)
     eq = SymbolicRule.from_string(str(sel["sympy"]), {})
-    ref = canonical_rule(reference)
     rules = {"selected equation": (eq, eq.init(jax.random.key(0)), str(sel["equation"])),
-             "neural rule": (neural, nparams, f"polynomial (degree {getattr(neural, 'degree', '?')})"),
-             reference: (ref, None, format_equation(ref.bound_expr())),
-             **{n: (canonical_rule(n), None, format_equation(canonical_rule(n).bound_expr())) for n in others},
-             "none": (SymbolicRule.from_string("0*w", {}), None, "0")}
+             "neural rule": (neural, nparams, f"polynomial (degree {getattr(neural, 'degree', '?')})")}
+    for n in (reference, *others):  # canonical rules at their published parameters
+        can = canonical_rule(n)
+        rules[n] = (can, None, format_equation(can.bound_expr()))
+    rules["none"] = (SymbolicRule.from_string("0*w", {}), None, "0")
     if scaled:
         ver = pd.read_csv(d / "verification.csv")
         for _, row in ver[ver["kind"] == "canonical"].iterrows():

@@ -274,9 +274,8 @@ class LIFNetwork(Network):
                        "psp", "u_target", "elig")
 
     def __post_init__(self):
-        for field, value, choices in [("synapse", self.synapse, ("current", "conductance", "delta")),
-                                      ("integration", self.integration, ("exact", "euler")),
-                                      ("post_mode", self.post_mode, ("closed", "given"))]:
+        for field, choices in LIFConfig.choices.items():  # the config's own choices, not a copy
+            value = getattr(self, field)
             if value not in choices:
                 raise ValueError(f"network.{field} = {value!r} unknown; use one of {', '.join(choices)}")
 

@@ -16,6 +16,7 @@ from typing import ClassVar
 import jax
 import jax.numpy as jnp
 
+from . import eventsim
 from .config import ConfigError, NetworkConfig
 from .registry import NETWORKS
 from .rules.base import Rule, add_spike
@@ -150,11 +151,17 @@ class LIFConfig(NetworkConfig):
     # synapse uses its own, softer one (usrl_connection.h: rho_ = 0.01 per ms, delta_ = 5 mV)
     elig_rho: float = 0.0  # Hz
     elig_delta: float = 0.0  # mV
+    # how plasticity and synaptic input are computed each step (same results): "dense" (every
+    # synapse), "event" (only the rows and columns of neurons that spiked: discover.eventsim),
+    # "auto" (event where it is faster: an event-driven rule, >= EVENT_MIN_SYNAPSES synapses, a CPU)
+    engine: str = "auto"
+    event_capacity: int = 0  # most spikes per step and side the event engine takes, else dense (0: from n, dt)
 
     choices: ClassVar[dict[str, tuple]] = {"synapse": ("current", "conductance", "delta"),
-                                           "integration": ("exact", "euler"), "post_mode": ("given", "closed")}
+                                           "integration": ("exact", "euler"), "post_mode": ("given", "closed"),
+                                           "engine": ("auto", "dense", "event")}
     positive: ClassVar[tuple[str, ...]] = ("dt", "tau_m", "tau_syn", "rho", "delta", "tau_elig")
-    nonnegative: ClassVar[tuple[str, ...]] = ("t_ref", "w_scale", "dw_tau", "elig_rho", "elig_delta")
+    nonnegative: ClassVar[tuple[str, ...]] = ("t_ref", "w_scale", "dw_tau", "elig_rho", "elig_delta", "event_capacity")
 
     def check(self, cfg):
         super().check(cfg)
@@ -172,6 +179,24 @@ class LIFConfig(NetworkConfig):
         if self.escape_noise and self.post_mode != "closed":
             raise ConfigError("[network] escape_noise = true makes the neuron's own spikes stochastic; it needs "
                               "post_mode = \"closed\" (with \"given\" the spikes come from the episode)")
+        why = dense_only(self)
+        if self.engine == "event" and why:
+            raise ConfigError(f"[network] engine = \"event\" cannot simulate this network: {why}; use engine = "
+                              "\"auto\" (picks the dense path here) or \"dense\"")
+
+
+#: the auto engine's smallest network for the event path (n_pre * n_post; below it the
+#: dense step's few fused operations beat the event step's gathers and loops on a CPU)
+EVENT_MIN_SYNAPSES = 10_000
+
+
+def dense_only(net) -> str | None:
+    """Why the network's settings need the dense path (``None``: they do not)."""
+    if net.dw_tau > 0:
+        return f"dw_tau = {net.dw_tau} ms low-passes every synapse's dw, which then changes in every step"
+    if net.escape_noise:
+        return "escape_noise = true keeps a per-synapse eligibility trace (elig) that changes in every step"
+    return None
 
 
 @NETWORKS.register("lif")
@@ -263,6 +288,8 @@ class LIFNetwork(Network):
     tau_elig: float = 500.0
     elig_rho: float = 0.0
     elig_delta: float = 0.0
+    engine: str = "auto"
+    event_capacity: int = 0
     v0: float | None = None
 
     Config: ClassVar[type] = LIFConfig
@@ -278,6 +305,27 @@ class LIFNetwork(Network):
             value = getattr(self, field)
             if value not in choices:
                 raise ValueError(f"network.{field} = {value!r} unknown; use one of {', '.join(choices)}")
+        why = dense_only(self)
+        if self.engine == "event" and why:
+            raise ValueError(f"network.engine = \"event\" cannot simulate this network: {why}; use engine = "
+                             "\"auto\" (picks the dense path here) or \"dense\"")
+
+    def engine_for(self, rule: Rule) -> str:
+        """``"dense"`` or ``"event"``: how :meth:`step` computes plasticity and synaptic input
+        for ``rule`` (``engine = "auto"``: event for an event-driven rule on a CPU from
+        :data:`EVENT_MIN_SYNAPSES` synapses; the two agree to float rounding)."""
+        if self.engine == "dense":
+            return "dense"
+        why = dense_only(self) or eventsim.why_dense(rule)
+        if self.engine == "event":
+            if why:
+                raise ValueError(f"network.engine = \"event\" cannot run rule {rule.label!r}: {why}. The event "
+                                 "engine needs dw = s_post*P(...) + s_pre*Q(...) over per-neuron variables; use "
+                                 "engine = \"auto\" (picks the dense path for this rule) or \"dense\"")
+            return "event"
+        if why or self.n_pre * self.n_post < EVENT_MIN_SYNAPSES or jax.default_backend() != "cpu":
+            return "dense"
+        return "event"
 
     def init_state(self, W0):
         z_post = jnp.zeros((self.n_post,), jnp.float32)
@@ -389,6 +437,7 @@ class LIFNetwork(Network):
         tr_pre_slow = state["tr_pre_slow"] * decay["tau_pre_slow"]
         tr_post_slow = state["tr_post_slow"] * decay["tau_post_slow"]
         W = state["W"]
+        engine = self.engine_for(rule)
         local = {
             "s_pre": s_pre[None, :], "s_post": s_post[:, None],
             "tr_pre": tr_pre[None, :], "tr_post": tr_post[:, None],
@@ -398,18 +447,31 @@ class LIFNetwork(Network):
             "psp": psp[None, :], "u_target": inp.get("u_target", v)[:, None],  # no teacher: no error
         }
         new = {}
-        if self.escape_noise:
-            a = math.exp(-self.dt / self.tau_elig)
-            drive = self.elig_drive(v, s_post, refractory.astype(jnp.float32))
-            elig = new["elig"] = state["elig"] * a + (1.0 - a) * drive[:, None] * psp[None, :]
-            local["elig"] = elig
-        dw = rule(rparams, local)
-        local["s_post"] = s_out[:, None]
-        if self.dw_tau > 0:  # the synapse's plasticity induction variable (Jordan et al. 2021, us_sympy_synapse)
-            a = math.exp(-self.dt / self.dw_tau)
-            dw = new["dw_lp"] = state["dw_lp"] * a + (1.0 - a) * dw
-        W_new = _clip(W + dw, self.w_min, self.w_max)
-        g = g + self.w_scale * (W @ s_pre)
+        if engine == "event":  # only the rows and columns of neurons that spiked (discover.eventsim)
+            reads = set(rule.inputs) | {"s_pre", "s_post"}
+            vec = {"s_pre": s_pre, "tr_pre": tr_pre, "tr_pre_slow": tr_pre_slow, "psp": psp, "s_post": s_post,
+                   "tr_post": tr_post, "tr_post_slow": tr_post_slow, "v_post": v,
+                   "u_target": inp.get("u_target", v)}
+            W_new, syn = eventsim.plastic_update(
+                rule, rparams, W, {n: vec[n] for n in eventsim.PRE_SIDE if n in reads},
+                {n: vec[n] for n in eventsim.POST_SIDE if n in reads}, {"m": local["m"]} if "m" in reads else {},
+                w_min=self.w_min, w_max=self.w_max, k_pre=eventsim.capacity(self.n_pre, self.dt, self.event_capacity),
+                k_post=eventsim.capacity(self.n_post, self.dt, self.event_capacity))
+            local["s_post"] = s_out[:, None]
+        else:
+            if self.escape_noise:
+                a = math.exp(-self.dt / self.tau_elig)
+                drive = self.elig_drive(v, s_post, refractory.astype(jnp.float32))
+                elig = new["elig"] = state["elig"] * a + (1.0 - a) * drive[:, None] * psp[None, :]
+                local["elig"] = elig
+            dw = rule(rparams, local)
+            local["s_post"] = s_out[:, None]
+            if self.dw_tau > 0:  # the synapse's plasticity induction variable (Jordan et al. 2021, us_sympy_synapse)
+                a = math.exp(-self.dt / self.dw_tau)
+                dw = new["dw_lp"] = state["dw_lp"] * a + (1.0 - a) * dw
+            W_new = _clip(W + dw, self.w_min, self.w_max)
+            syn = W @ s_pre
+        g = g + self.w_scale * syn
         if self.reset:
             v = v * (1.0 - s_post) + self.v_reset * s_post
             # Brian2's rule: a neuron may fire again once t - t_spike >= t_ref, so the membrane

@@ -13,6 +13,10 @@ Brian2's schedule per step is state update, threshold, synapses (pre pathway, th
 post), reset; LIFNetwork follows it (see its docstring), so no time shift is needed.
 The reference files use no refractory period; the last test checks Brian2's refractory
 rule (fire again once ``t - t_spike >= t_ref``) directly.
+
+Every test runs with ``[network] engine = "auto"`` (these small networks: the dense path)
+and ``"event"`` (:mod:`discover.eventsim`, only the rows and columns of neurons that
+spiked): both must match Brian2 (``tests/test_event_engine.py`` compares the two directly).
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ def reference(name: str) -> dict:
 
 
 ZERO_RULE = make_symbolic_rule("0*w")  # no plasticity
+ENGINES = ("auto", "event")  # auto: the dense path at these sizes
 
 
 # ============================================================================= LIF output rates
@@ -76,8 +81,8 @@ BRIAN2_NEURONS = 5
 OURS = {0.1: (200, 5.0), 0.01: (200, 1.0)}
 
 
-def rate_network(P: dict, integration: str, dt: float, n_pre: int = 1) -> LIFNetwork:
-    return LIFNetwork(
+def rate_network(P: dict, integration: str, dt: float, n_pre: int = 1, engine: str = "auto") -> LIFNetwork:
+    return LIFNetwork(engine=engine,
         n_pre=n_pre, n_post=1, dt=dt, tau_m=P["tau_m_ms"], v_rest=P["v_rest_mV"], v_th=P["v_thresh_mV"],
         v_reset=P["v_reset_mV"], t_ref=P["t_ref_ms"], synapse="conductance", tau_syn=P["tau_e_ms"],
         E_e=P["E_e_mV"], w_scale=1.0, integration=integration, w_min=None, w_max=None, post_mode="closed",
@@ -92,9 +97,11 @@ def binomial_cdf(n: int, p: float, k_max: int) -> np.ndarray:
     return np.cumsum(pmf)
 
 
-def simulate_rates(P: dict, integration: str, dt: float, weights, n_neurons: int, seconds: float, seed: int):
-    """Spike counts ``[weights, neurons]`` of neurons each driven by its own 1000 inputs."""
-    net = rate_network(P, integration, dt)
+def simulate_rates(P: dict, integration: str, dt: float, weights, n_neurons: int, seconds: float, seed: int,
+                   engine: str = "auto"):
+    """Spike counts ``[weights, neurons]`` of neurons each driven by its own 1000 inputs
+    (one input that carries the count of their spikes: the event engine sees spikes > 1)."""
+    net = rate_network(P, integration, dt, engine=engine)
     params = ZERO_RULE.init(jax.random.key(0))
     p = P["rate_in_hz"] * dt * 1e-3
     cdf = jnp.asarray(binomial_cdf(P["N"], p, 40), jnp.float32)
@@ -158,8 +165,9 @@ def check_rates(rows, ours_counts, n_neurons, seconds, brian_seconds, label):
     return lines
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("table", list(BRIAN2_RATE_TABLES))
-def test_lif_output_rates_match_brian2(table):
+def test_lif_output_rates_match_brian2(table, engine):
     ref = reference("brian2_lif_rates.json")
     P, rows = ref["params"], ref[table]
     dt, brian_seconds = BRIAN2_RATE_TABLES[table]
@@ -169,13 +177,14 @@ def test_lif_output_rates_match_brian2(table):
     np.testing.assert_allclose(spikes, np.round(spikes), atol=1e-6)
     integration = "exact" if "exponential" in table else "euler"  # exact = Brian2's exponential_euler
     n, seconds = OURS[dt]
-    counts = simulate_rates(P, integration, dt, [r["w"] for r in rows], n, seconds, seed=1)
+    counts = simulate_rates(P, integration, dt, [r["w"] for r in rows], n, seconds, seed=1, engine=engine)
     check_rates(rows, counts, n, seconds, brian_seconds, table)
     # the test has teeth: the two integrators differ by ~10 % at 19 Hz, and both are resolved
     assert any(r["rate_hz_mean"] > 100 for r in rows)
 
 
-def test_lif_rates_with_1000_explicit_inputs():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_lif_rates_with_1000_explicit_inputs(engine):
     """Same model with 1000 explicit input spike trains per neuron (no binomial shortcut):
     16 neurons x 2 s per weight, Euler, at 101 and 173 Hz. Tolerance as in check_rates:
     5 % or 3 SE with our SE bounded by sqrt(r / 32 neuron-s) (1.8 Hz at 101 Hz, so 3 SE =
@@ -184,7 +193,7 @@ def test_lif_rates_with_1000_explicit_inputs():
     P = ref["params"]
     rows = [r for r in ref["brian2_euler"] if r["w_over_gmax"] in (0.6, 0.8)]
     N, dt, n, seconds = P["N"], 0.1, 16, 2.0
-    net = rate_network(P, "euler", dt, n_pre=N)
+    net = rate_network(P, "euler", dt, n_pre=N, engine=engine)
     params = ZERO_RULE.init(jax.random.key(0))
     threshold = jnp.uint32(round(P["rate_in_hz"] * dt * 1e-3 * 2**32))  # P(bits < threshold) = r dt
     steps = int(round(seconds * 1e3 / dt))
@@ -237,12 +246,12 @@ def pairing_trains(lags_ms, freq_hz, pairs, dt):
     return s_pre, s_post
 
 
-def simulate_pairings(s_pre, s_post, dt=0.1):
+def simulate_pairings(s_pre, s_post, dt=0.1, engine="auto"):
     rule = canonical_rule("stdp_pair", PAIR)
     params = rule.init(jax.random.key(0))
     assert {k: float(np.exp(v)) for k, v in params["log_tau"].items() if k in ("tau_pre", "tau_post")} == \
         pytest.approx({"tau_pre": 20.0, "tau_post": 20.0})
-    net = LIFNetwork(n_pre=1, n_post=1, dt=dt, post_mode="given", w_min=None, w_max=None)
+    net = LIFNetwork(n_pre=1, n_post=1, dt=dt, post_mode="given", w_min=None, w_max=None, engine=engine)
 
     def one(pre, post):
         def body(state, x):
@@ -266,13 +275,14 @@ def assert_pairing(ours, brian, n_spikes, what):
     np.testing.assert_allclose(ours, brian, rtol=1e-4, atol=n_spikes * 2.0**-24, err_msg=what)
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("table,pairs", [("window_single_pairing", 1), ("window_60_pairings_1hz", 60)])
-def test_pair_stdp_window_matches_brian2(table, pairs):
+def test_pair_stdp_window_matches_brian2(table, pairs, engine):
     ref = reference("brian2_pairing.json")
     assert ref["pair_params"] == {"Ap": 0.01, "Am": 0.0105, "tau_p": 20.0, "tau_m": 20.0}
     rows = ref[table]
     s_pre, s_post = pairing_trains([r["dt_ms"] for r in rows], 1.0, pairs, ref["dt_ms"])
-    ours = simulate_pairings(s_pre, s_post, ref["dt_ms"])
+    ours = simulate_pairings(s_pre, s_post, ref["dt_ms"], engine)
     brian = np.array([r["pair_aa"] for r in rows])
     assert_pairing(ours, brian, 2 * pairs, table)
     if pairs == 1:  # and the closed form, which Brian2 reproduces to 1e-13
@@ -280,11 +290,12 @@ def test_pair_stdp_window_matches_brian2(table, pairs):
         np.testing.assert_allclose(ours, analytic, rtol=1e-4, atol=2 * 2.0**-24)
 
 
-def test_pair_stdp_frequency_protocol_matches_brian2():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_pair_stdp_frequency_protocol_matches_brian2(engine):
     ref = reference("brian2_pairing.json")
     rows = ref["frequency_60_pairings"]
     s_pre, s_post = pairing_trains([r["lag_ms"] for r in rows], [r["freq_hz"] for r in rows], 60, ref["dt_ms"])
-    ours = simulate_pairings(s_pre, s_post, ref["dt_ms"])
+    ours = simulate_pairings(s_pre, s_post, ref["dt_ms"], engine)
     brian = np.array([r["pair_aa"] for r in rows])
     assert_pairing(ours, brian, 120, "frequency_60_pairings")
     # the all-to-all interactions matter at 50 Hz: both lags depress there
@@ -313,18 +324,18 @@ SONG_SEEDS = 4
 BLOCK_S = 10.0
 
 
-def song_network(P: dict) -> LIFNetwork:
-    return LIFNetwork(
+def song_network(P: dict, engine: str = "auto") -> LIFNetwork:
+    return LIFNetwork(engine=engine,
         n_pre=P["N"], n_post=1, dt=P["dt_ms"], tau_m=P["taum_ms"], v_rest=P["El_mV"], v_th=P["vt_mV"],
         v_reset=P["vr_mV"], t_ref=P["refractory_ms"], synapse="conductance", tau_syn=P["taue_ms"], E_e=P["Ee_mV"],
         w_scale=P["gmax"], integration="euler", w_min=0.0, w_max=1.0, post_mode="closed", v0=P["v_init_mV"],
     )
 
 
-def simulate_song(P: dict, seconds: float, seeds: int, seed: int = 0):
+def simulate_song(P: dict, seconds: float, seeds: int, seed: int = 0, engine: str = "auto"):
     """Timeline every 10 s (mean w, fractions, output rate) and final weights, per seed."""
     assert P["method"] == "euler" and P["pairing"].startswith("all-to-all")
-    net = song_network(P)
+    net = song_network(P, engine)
     g = P["gmax"]
     rule = canonical_rule("stdp_pair", {"A_plus": P["dApre"] / g, "A_minus": -P["dApost"] / g,
                                         "tau_pre": P["taupre_ms"], "tau_post": P["taupost_ms"]})
@@ -397,7 +408,8 @@ def compare_song(ours: dict, brian: dict, n_blocks: int):
     assert not bad, "\n".join(bad)
 
 
-def test_song2000_first_30_s_match_brian2():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_song2000_first_30_s_match_brian2(engine):
     """30 s: mean weight and fractions at 10, 20 and 30 s, output rate over the 30 s.
 
     The reference's separate 10 s and 30 s runs are seed 2000's first 10 and 30 s (same
@@ -407,7 +419,7 @@ def test_song2000_first_30_s_match_brian2():
     for short in (r for r in ref["runs"] if r["duration_s"] < 100.0):
         same = next(r for r in runs if r["seed"] == short["seed"])
         assert short["timeline"] == same["timeline"][:len(short["timeline"])]
-    _, ours, _ = simulate_song(ref["params"], 30.0, SONG_SEEDS)
+    _, ours, _ = simulate_song(ref["params"], 30.0, SONG_SEEDS, engine=engine)
     compare_song(ours, brian, 3)
 
 
@@ -452,10 +464,11 @@ def test_song2000_100_s_match_brian2():
 # current behaviour, so the fix belongs with a change of that test.
 
 
-def test_refractory_period_follows_brian2_timestep_rule():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_refractory_period_follows_brian2_timestep_rule(engine):
     dt, t_ref = 0.1, 2.0
     n = round(t_ref / dt)
-    net = LIFNetwork(n_pre=1, n_post=1, dt=dt, t_ref=t_ref, w_scale=1e3, post_mode="closed")
+    net = LIFNetwork(n_pre=1, n_post=1, dt=dt, t_ref=t_ref, w_scale=1e3, post_mode="closed", engine=engine)
     params = ZERO_RULE.init(jax.random.key(0))
 
     def body(state, _):

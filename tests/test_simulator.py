@@ -158,12 +158,17 @@ def test_rate_weight_bounds():
 # ----------------------------------------------------------------------------- LIF network
 
 
+ENGINES = ("auto", "event")  # the LIF tests run on both engines (auto: dense at these sizes)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("dt,tau_syn", [(1.0, 5.0), (0.5, 20.0)])
-def test_lif_membrane_response_to_one_input_spike(dt, tau_syn):
+def test_lif_membrane_response_to_one_input_spike(dt, tau_syn, engine):
     """tau_m dv/dt = v_rest - v + I, tau_syn dI/dt = -I, I(0+) = w_scale*w: a difference of
     exponentials (an alpha function when tau_syn = tau_m)."""
     tau_m, v_rest, w, w_scale = 20.0, -70.0, 0.8, 10.0
-    net = LIFNetwork(n_pre=1, n_post=1, dt=dt, tau_m=tau_m, tau_syn=tau_syn, w_scale=w_scale, post_mode="closed")
+    net = LIFNetwork(n_pre=1, n_post=1, dt=dt, tau_m=tau_m, tau_syn=tau_syn, w_scale=w_scale, post_mode="closed",
+                     engine=engine)
     rule, params = quiet_rule("stdp_pair")
     T, t0 = 120, 4
     s = np.zeros((T, 1), np.float32)
@@ -182,9 +187,11 @@ def test_lif_membrane_response_to_one_input_spike(dt, tau_syn):
     assert np.asarray(loc["s_post"]).sum() == 0
 
 
-def test_lif_fires_under_strong_drive_and_is_refractory():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_lif_fires_under_strong_drive_and_is_refractory(engine):
     t_ref, dt, v_reset = 3.0, 1.0, -60.0
-    net = LIFNetwork(n_pre=5, n_post=1, dt=dt, t_ref=t_ref, v_reset=v_reset, w_scale=10.0, post_mode="closed")
+    net = LIFNetwork(n_pre=5, n_post=1, dt=dt, t_ref=t_ref, v_reset=v_reset, w_scale=10.0, post_mode="closed",
+                     engine=engine)
     rule, params = quiet_rule("stdp_pair")
     T = 60
     xs = {"s_pre": jnp.ones((T, 5))}
@@ -209,13 +216,15 @@ def test_lif_fires_under_strong_drive_and_is_refractory():
     assert s0[spikes[0]:].sum() == T - spikes[0]
 
 
-def test_lif_traces_decay_exponentially_and_jump_by_one():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_lif_traces_decay_exponentially_and_jump_by_one(engine):
     """dt = 0.5 ms and the triplet rule's four time constants (all different)."""
     dt, T, n_pre, n_post = 0.5, 60, 3, 2
     rng = np.random.default_rng(3)
     s_pre = (rng.random((T, n_pre)) < 0.15).astype(np.float32)
     s_post = (rng.random((T, n_post)) < 0.15).astype(np.float32)
-    net = LIFNetwork(n_pre=n_pre, n_post=n_post, dt=dt, post_mode="given", v0=-40.0)  # v0 above threshold
+    net = LIFNetwork(n_pre=n_pre, n_post=n_post, dt=dt, post_mode="given", v0=-40.0,  # v0 above threshold
+                     engine=engine)
     rule, params = quiet_rule("stdp_triplet")
     tau = {"tau_pre": 16.8, "tau_post": 33.7, "tau_pre_slow": 101.0, "tau_post_slow": 114.0}
     _, loc = jax.jit(lambda xs: scan_network(net, rule, params, jnp.full((n_post, n_pre), 0.5), xs))(
@@ -241,8 +250,9 @@ def test_lif_traces_decay_exponentially_and_jump_by_one():
         np.testing.assert_allclose(np.asarray(got[k]), np.asarray(ref[k]), rtol=1e-5, atol=1e-6, err_msg=k)
 
 
-def test_lif_given_mode_ignores_the_membrane():
-    net = LIFNetwork(n_pre=1, n_post=1, post_mode="given", v0=-40.0)  # v0 above threshold
+@pytest.mark.parametrize("engine", ENGINES)
+def test_lif_given_mode_ignores_the_membrane(engine):
+    net = LIFNetwork(n_pre=1, n_post=1, post_mode="given", v0=-40.0, engine=engine)  # v0 above threshold
     rule, params = quiet_rule("stdp_pair")
     xs = {"s_pre": jnp.zeros((5, 1)), "s_post": jnp.zeros((5, 1))}
     _, loc = scan_network(net, rule, params, jnp.full((1, 1), 0.5), xs)
@@ -252,13 +262,14 @@ def test_lif_given_mode_ignores_the_membrane():
     assert float(np.asarray(loc["s_post"]).sum()) >= 1.0
 
 
-def test_pair_stdp_window_in_the_network():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_pair_stdp_window_in_the_network(engine):
     """Pre 5 steps before post: +A_plus exp(-5/20); post 5 before pre: -A_minus exp(-5/20);
     pre and post in the same step: +A_plus (DESIGN.md: the presynaptic pathway runs first)."""
     rule = canonical_rule("stdp_pair")
     params = rule.init(jax.random.key(0))
     A_plus, A_minus = 0.01, 0.0105
-    net = LIFNetwork(n_pre=1, n_post=1, post_mode="given")
+    net = LIFNetwork(n_pre=1, n_post=1, post_mode="given", engine=engine)
     T = 30
 
     def dW(pre_t, post_t):

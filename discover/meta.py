@@ -27,6 +27,7 @@ import jax
 import pandas as pd
 from tqdm.auto import tqdm
 
+from . import distributed
 from .config import MetaConfig
 from .io import damaged, load_pytree, read_csv, read_json, save_pytree, write_csv, write_json
 from .optimizers import batch_loss
@@ -81,8 +82,9 @@ def meta_train(task, rule, meta: MetaConfig, run_dir: str | Path | None = None, 
                          batch_sharding(meta.val_episodes, "[meta] val_episodes"))
     if check:
         check_task(task, meta)
-    if progress and opt.sharding is not None:
-        print(f"meta-training: the {opt.what} is sharded over {jax.device_count()} devices", file=sys.stderr)
+    if progress and opt.sharding is not None and distributed.is_writer():
+        procs = f" of {jax.process_count()} processes" if jax.process_count() > 1 else ""
+        print(f"meta-training: the {opt.what} is sharded over {jax.device_count()} devices{procs}", file=sys.stderr)
 
     pool = task.training_sample(k_train, meta.train_episodes) if meta.train_episodes else None
 
@@ -102,17 +104,20 @@ def meta_train(task, rule, meta: MetaConfig, run_dir: str | Path | None = None, 
 
     run_dir = Path(run_dir) if run_dir is not None else None
     ck = Checkpoint(run_dir / "checkpoint") if run_dir else None
+    writer = distributed.is_writer()  # several processes: only process 0 writes (all read, to resume)
     start, rows, best = 0, [], {"val": math.inf, "step": -1}
     best_params = params
     resumed = ck.load(config_hash, params, opt_state) if ck is not None else None
     if resumed is not None:
         start, best, rows, params, opt_state, best_params = resumed
-        print(f"resuming meta-training from step {start} ({ck.root})", file=sys.stderr)
+        if writer:
+            print(f"resuming meta-training from step {start} ({ck.root})", file=sys.stderr)
+    distributed.same_everywhere(start, "checkpoint step")
     pending = None  # a checkpoint written, not yet committed: its parameters are not yet evaluated
 
     def save(step):
         nonlocal pending
-        if ck is None:
+        if ck is None or not writer:
             return
         ck.write(step, params, opt_state, best_params, {"step": step, "best": best, "config_hash": config_hash},
                  pd.DataFrame(rows, columns=HISTORY_COLUMNS))
@@ -146,7 +151,7 @@ def meta_train(task, rule, meta: MetaConfig, run_dir: str | Path | None = None, 
 
     end = planned_end(meta, rows)  # a resumed run replays the extensions its history decided
     t0 = time.perf_counter() - (rows[-1]["wall_s"] if rows else 0.0)
-    bar = tqdm(desc="meta-training", disable=not progress, file=sys.stderr, mininterval=2.0,
+    bar = tqdm(desc="meta-training", disable=not (progress and writer), file=sys.stderr, mininterval=2.0,
                initial=start, total=end, dynamic_ncols=True)
     step = start
     while step < end:

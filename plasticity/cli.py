@@ -181,11 +181,21 @@ def load_checked(spec: str | None, overrides: list[str] | None, backend: str | N
 
 
 def cmd_discover(args) -> None:
-    from discover import stage
+    from discover import distributed, stage
+    from distill.stage import check_config
 
+    several = distributed.check_arguments(args.coordinator, args.num_processes, args.process_id, args.distributed)
+    if several:  # the config's own checks first (no JAX), then join: JAX must not have computed yet
+        check_config(load_with_overrides(resolve_config(args.config), args.set))
+        distributed.initialize(args.coordinator, args.num_processes, args.process_id)
     _, cfg = load_checked(args.config, args.set)
     out = Path(args.out or Path("runs") / cfg.name)
     stage.run(cfg, out, progress=not args.quiet)
+    if not distributed.is_writer():
+        import jax
+
+        print(f"discover: process {jax.process_index()} of {jax.process_count()} done (process 0 writes {out})")
+        return
     print(f"discover: rule and meta-training history written to {out}")
     warn_fit(out)
 
@@ -448,6 +458,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("discover", help="meta-train a neural plasticity rule")
     sp.add_argument("config")
     sp.add_argument("--out")
+    grp = sp.add_argument_group("several processes (jax.distributed; README: Many machines)")
+    grp.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address and a free port")
+    grp.add_argument("--num-processes", type=int, metavar="N", help="how many processes take part")
+    grp.add_argument("--process-id", type=int, metavar="I", help="this process's number, 0 .. N-1")
+    grp.add_argument("--distributed", action="store_true",
+                     help="take the three from the cluster's environment (SLURM, Open MPI)")
     quiet(sp)
     overrides(sp)
     sp.set_defaults(fn=cmd_discover)

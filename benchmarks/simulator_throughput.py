@@ -39,7 +39,7 @@ Measured, per ``(N_pre, N_post)`` in ``{(100, 10), (1000, 100), (1000, 1000), (1
 synapse-steps/s = batch * N_pre * N_post * steps / seconds. XLA may use both cores; Brian2
 runs on one.
 
-    .venv/bin/python benchmarks/simulator_throughput.py            # ~8 min on 2 cores
+    .venv/bin/python benchmarks/simulator_throughput.py            # ~35 min on 2 cores
     .venv/bin/python benchmarks/simulator_throughput.py --quick    # ~2 min
     .venv/bin/python benchmarks/simulator_throughput.py --goal --out benchmarks/results/simulator_goal.json
         # the comparison: 1000 x 1000 and 1000 x 100, ours batch 16 forward (dense,

@@ -153,7 +153,8 @@ class LIFConfig(NetworkConfig):
     elig_delta: float = 0.0  # mV
     # how plasticity and synaptic input are computed each step (same results): "dense" (every
     # synapse), "event" (only the rows and columns of neurons that spiked: discover.eventsim),
-    # "auto" (event where it is faster: an event-driven rule, >= EVENT_MIN_SYNAPSES synapses, a CPU)
+    # "auto" (event where it is faster: an event-driven rule, >= EVENT_MIN_SYNAPSES synapses,
+    # dt <= EVENT_MAX_DT, a CPU)
     engine: str = "auto"
     event_capacity: int = 0  # most spikes per step and side the event engine takes, else dense (0: from n, dt)
 
@@ -188,6 +189,11 @@ class LIFConfig(NetworkConfig):
 #: the auto engine's smallest network for the event path (n_pre * n_post; below it the
 #: dense step's few fused operations beat the event step's gathers and loops on a CPU)
 EVENT_MIN_SYNAPSES = 10_000
+#: the auto engine's longest time step for the event path (ms). Its work grows with the spikes
+#: per step: pair STDP at 1000 x 100, batch 16, 15 Hz at dt = 0.1 ms (0.0015 spikes per neuron
+#: and step): event 5x faster than dense; configs/stdp_pair.toml widened to 1000 x 100, 20-30 Hz
+#: at dt = 1 ms (~0.025): CMA-ES generations 0.88x dense (benchmarks/simulator_throughput.py)
+EVENT_MAX_DT = 0.5
 
 
 def dense_only(net) -> str | None:
@@ -313,7 +319,8 @@ class LIFNetwork(Network):
     def engine_for(self, rule: Rule) -> str:
         """``"dense"`` or ``"event"``: how :meth:`step` computes plasticity and synaptic input
         for ``rule`` (``engine = "auto"``: event for an event-driven rule on a CPU from
-        :data:`EVENT_MIN_SYNAPSES` synapses; the two agree to float rounding)."""
+        :data:`EVENT_MIN_SYNAPSES` synapses at ``dt <=`` :data:`EVENT_MAX_DT`; the two agree to
+        float rounding)."""
         if self.engine == "dense":
             return "dense"
         why = dense_only(self) or eventsim.why_dense(rule)
@@ -323,7 +330,8 @@ class LIFNetwork(Network):
                                  "engine needs dw = s_post*P(...) + s_pre*Q(...) over per-neuron variables; use "
                                  "engine = \"auto\" (picks the dense path for this rule) or \"dense\"")
             return "event"
-        if why or self.n_pre * self.n_post < EVENT_MIN_SYNAPSES or jax.default_backend() != "cpu":
+        if (why or self.n_pre * self.n_post < EVENT_MIN_SYNAPSES or self.dt > EVENT_MAX_DT
+                or jax.default_backend() != "cpu"):
             return "dense"
         return "event"
 

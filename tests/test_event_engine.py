@@ -17,7 +17,7 @@ import pytest
 
 from discover import eventsim
 from discover.config import ConfigError, config_from_dict
-from discover.networks import EVENT_MIN_SYNAPSES, LIFNetwork
+from discover.networks import EVENT_MAX_DT, EVENT_MIN_SYNAPSES, LIFNetwork
 from discover.rollout import rollout
 from discover.rules import MLPRule, PolynomialRule, canonical_rule
 from discover.unroll import unroll
@@ -211,9 +211,10 @@ def test_rollout_records_the_same_locals():
 def test_auto_engine_choice():
     pair = canonical_rule("stdp_pair")
     large, small = (1000, 100), (100, 10)
-    assert 100 * 10 < EVENT_MIN_SYNAPSES <= 1000 * 100
+    assert 100 * 10 < EVENT_MIN_SYNAPSES <= 1000 * 100 and 0.1 <= EVENT_MAX_DT < 1.0
     cpu = jax.default_backend() == "cpu"
-    assert LIFNetwork(*large).engine_for(pair) == ("event" if cpu else "dense")
+    assert LIFNetwork(*large, dt=0.1).engine_for(pair) == ("event" if cpu else "dense")
+    assert LIFNetwork(*large, dt=1.0).engine_for(pair) == "dense"  # ~10x the spikes per step
     assert LIFNetwork(*small).engine_for(pair) == "dense"  # small: the dense step's few fused ops win
     assert LIFNetwork(*large, engine="dense").engine_for(pair) == "dense"
     assert LIFNetwork(*small, engine="event").engine_for(pair) == "event"

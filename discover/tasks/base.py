@@ -208,8 +208,17 @@ class Task:
         return self.score(self.simulate(rule, params, episode), episode)
 
     def visited(self, rule, params, episode):
-        """The local variables every synapse saw at every step: ``{name: [T, post, pre]}``."""
-        return self.simulate(rule, params, episode, record_locals=True).local
+        """The local variables the synapses saw at every step: ``{name: [T, post, pre]}``;
+        in a network whose full record would pass :data:`VISITED_MAX` values per variable,
+        the synapses of the first ``VISITED_MAX // (T * post)`` presynaptic inputs only (the
+        probe of the rule's input normalization and distillation's samples read this; a
+        1000 x 100 network over 2,000 steps would take 25 GB in full)."""
+        T, n_post, n_pre = int(self.steps), int(self.network.n_post), int(self.network.n_pre)
+        cols = True if T * n_post * n_pre <= VISITED_MAX else max(1, VISITED_MAX // (T * n_post))
+        return self.simulate(rule, params, episode, record_locals=cols).local
 
 
-__all__ = ["Task"]
+#: most values per local variable and episode that :meth:`Task.visited` records
+VISITED_MAX = 2**24
+
+__all__ = ["Task", "VISITED_MAX"]

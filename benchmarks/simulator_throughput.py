@@ -211,6 +211,70 @@ def time_ours(n_pre, n_post, seconds, batch, mode, engine, repeats, inputs):
     return row
 
 
+#: ES generations: configs/stdp_pair.toml (imitate pair STDP, closed loop, CMA-ES), as shipped
+#: (50 -> 4) and widened to 1000 -> 100 (w_scale 0.3 mV per unit weight: ~30 Hz outputs)
+ES_SIZES = [(50, 4), (1000, 100)]
+
+
+def time_es(n_pre: int, n_post: int, engine: str, generations: int, repeats: int) -> dict:
+    """CMA-ES generations per second of ``configs/stdp_pair.toml``'s meta-training step (its
+    population of 32 rules x 16 episodes of 2 s at dt = 1 ms, teacher and student closed
+    loops; widened: 2 episodes per member, 100 ms bins), at ``n_pre x n_post`` on
+    ``engine``: ``generations`` jitted steps, after one to compile, median of ``repeats``."""
+    import jax
+
+    from discover.build import build_student, build_task
+    from discover.config import config_from_dict
+    from discover.registry import META_OPTIMIZERS
+
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    data = tomllib.loads((REPO / "configs" / "stdp_pair.toml").read_text())
+    data["task"].update(n_pre=n_pre, n_post=n_post)
+    data["network"]["engine"] = engine
+    if (n_pre, n_post) != (50, 4):  # same drive per neuron; 2 episodes per member, 100 ms bins: the
+        # recorded trajectories of 32 x 16 networks of 1000 x 100 would take 40 GB
+        data["network"]["w_scale"] = data["network"]["w_scale"] * 50 / n_pre
+        data["meta"]["batch"] = 2
+        data["task"].update(record_every=100, obs_tau=0.5)
+    cfg = config_from_dict(data)
+    task = build_task(cfg)
+    rule = build_student(cfg, task)
+    assert task.network.engine_for(rule) == engine
+    opt = META_OPTIMIZERS.get(cfg.meta.optimizer)(cfg.meta, task, rule)
+    key = jax.random.key(0)
+    params = rule.init(key)
+    state = opt.init(key, params)
+
+    @jax.jit
+    def step(params, state, i):
+        return opt.step(params, state, task.training_sample(jax.random.fold_in(key, i), cfg.meta.batch), i)
+
+    t0 = time.perf_counter()
+    out = jax.block_until_ready(step(params, state, 0))
+    compile_s = time.perf_counter() - t0
+    times = []
+    for _ in range(repeats):
+        p, st = out[0], out[1]
+        t0 = time.perf_counter()
+        for i in range(generations):
+            p, st, loss, _ = step(p, st, i + 1)
+        jax.block_until_ready(p)
+        times.append(time.perf_counter() - t0)
+    med = statistics.median(times)
+    episodes = cfg.meta.population * cfg.meta.batch
+    steps = cfg.task.steps
+    return {"engine": "ours", "target": engine, "n_pre": n_pre, "n_post": n_post, "batch": episodes, "mode": "es",
+            "population": cfg.meta.population, "episodes_per_member": cfg.meta.batch, "steps": steps,
+            "bio_seconds": steps * task.network.dt * 1e-3, "generations": generations, "seconds_median": med,
+            "seconds_all": times, "compile_s": compile_s, "generations_per_s": generations / med,
+            # the students' synapse-steps (the teacher's closed loops run beside them)
+            "synapse_steps_per_s": episodes * n_pre * n_post * steps * generations / med,
+            "meta_loss": float(loss), "checkpoint_every": None, "post_rate_hz": float("nan")}
+
+
 # ============================================================================= Brian2 worker
 #
 # Runs under the Brian2 interpreter (possibly another venv, without jax): stdlib + brian2 only.
@@ -380,7 +444,8 @@ def comparison(results: list[dict]) -> str:
 
 
 def tables(results: list[dict]) -> str:
-    ours = [r for r in results if r["engine"] == "ours"]
+    ours = [r for r in results if r["engine"] == "ours" and r["mode"] != "es"]
+    es = [r for r in results if r["engine"] == "ours" and r["mode"] == "es"]
     brian = [r for r in results if r["engine"] == "brian2"]
     out = []
     if brian:
@@ -399,6 +464,12 @@ def tables(results: list[dict]) -> str:
         ("checkpoint every", lambda r: str(r["checkpoint_every"] or "-")),
         ("d mean w / dA_plus (network 0)", lambda r: fmt(r["grad_network0"]["A_plus"]) if "grad_network0" in r else "-"),
     ]))
+    if es:
+        out += ["", "### Evolution strategies: CMA-ES generations per second (configs/stdp_pair.toml)", ""]
+        out.append(markdown(es, [
+            ("N_pre x N_post", size), ("target", "target"), ("population x episodes", "batch"),
+            ("steps (dt 1 ms)", "steps"), ("generations/s", "generations_per_s"),
+            ("student synapse-steps/s", "synapse_steps_per_s"), ("compile (s)", "compile_s")]))
     if brian:
         out += ["", "### Forward: ours vs Brian2 (batch 1; same network)", "", comparison(results), "",
                 "ours / Brian2 > 1: ours is faster. Brian2's time is its main loop (median of repeats), code "
@@ -427,7 +498,9 @@ def main(argv=None) -> int:
     ap.add_argument("--sizes", default=None, help="comma-separated N_prexN_post (default: all four)")
     ap.add_argument("--targets", default="dense,event", help="ours: comma-separated, of dense, event")
     ap.add_argument("--batches", default="1,16")
-    ap.add_argument("--modes", default="forward,gradient")
+    ap.add_argument("--modes", default="forward,gradient,es",
+                    help="of forward, gradient, es (CMA-ES generations of configs/stdp_pair.toml, as shipped and "
+                         "at 1000 x 100)")
     ap.add_argument("--inputs", choices=("hash", "threefry"), default="hash",
                     help="how ours draws the Poisson inputs (see the module docstring)")
     ap.add_argument("--repeats", type=int, default=None, help="timed repeats per configuration (default 3, quick 2)")
@@ -456,6 +529,9 @@ def main(argv=None) -> int:
         modes = args.modes.split(",")
         btargets = (args.brian2_targets or ",".join(BRIAN2_TARGETS)).split(",")
         forward = FORWARD
+    for m in modes:
+        if m not in ("forward", "gradient", "es"):
+            ap.error(f"--modes: {m!r} is not one of forward, gradient, es")
     targets = args.targets.split(",")
     for t in targets:
         if t not in TARGETS:
@@ -494,8 +570,16 @@ def main(argv=None) -> int:
                     notes.append(err)
                     print(err, flush=True)
 
+    if "es" in modes:
+        for n_pre, n_post in ES_SIZES:
+            for target in targets:
+                gens = 1 if args.quick else 3
+                print(f"ours {target} CMA-ES generations, stdp_pair at {n_pre} x {n_post} ...", flush=True)
+                r = time_es(n_pre, n_post, target, gens, repeats)
+                results.append(r)
+                print(f"  {r['generations_per_s']:.3g} generations/s (compile {r['compile_s']:.1f} s)", flush=True)
     for n_pre, n_post in sizes:
-        for mode in modes:
+        for mode in (m for m in modes if m != "es"):
             for batch in batches:
                 for target in targets:
                     if mode == "forward":

@@ -67,26 +67,13 @@ def bandwidth(n_bytes: int = 2**30, repeats: int = 5) -> float:
 
 
 def measure(n_pre, n_post, batch, engine, steps, repeats, bound) -> dict:
-    import jax
-    from simulator_throughput import build_ours
+    """``simulator_throughput.time_ours``'s forward record, with its fraction of ``bound``."""
+    from simulator_throughput import SONG, time_ours
 
-    fn, params, keys, _ = build_ours(n_pre, n_post, steps, batch, False, engine, "hash")
-    t0 = time.perf_counter()
-    compiled = fn.lower(params, keys).compile()
-    compile_s = time.perf_counter() - t0
-    jax.block_until_ready(compiled(params, keys))
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = jax.block_until_ready(compiled(params, keys))
-        times.append(time.perf_counter() - t0)
-    med = statistics.median(times)
-    rate = batch * n_pre * n_post * steps / med
-    return {"engine": "ours", "target": engine, "n_pre": n_pre, "n_post": n_post, "batch": batch, "mode": "forward",
-            "steps": steps, "seconds_median": med, "seconds_all": times, "compile_s": compile_s,
-            "synapse_steps_per_s": rate, "us_per_step": med / steps * 1e6,
-            "fraction_of_bound": rate / bound if engine == "dense" else None,
-            "post_rate_hz": float(sum(map(float, out[1])) / len(out[1]))}
+    r = time_ours(n_pre, n_post, steps * SONG["dt_ms"] * 1e-3, batch, "forward", engine, repeats, "hash")
+    assert r["steps"] == steps
+    r["fraction_of_bound"] = r["synapse_steps_per_s"] / bound if engine == "dense" else None
+    return r
 
 
 def table(rows) -> str:

@@ -26,9 +26,6 @@ import jax
 
 from .config import ConfigError
 
-#: set by :func:`initialize`: this session runs several processes
-_STARTED = False
-
 
 def check_arguments(coordinator: str | None, num_processes: int | None, process_id: int | None,
                     auto: bool = False) -> bool:
@@ -67,7 +64,6 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
     :func:`jax.distributed.initialize` takes them from the cluster's environment. CPU
     processes exchange results with gloo.
     """
-    global _STARTED
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     try:
         jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,
@@ -80,12 +76,11 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
         raise ConfigError(f"could not join the other processes ({str(e).strip().splitlines()[0]}); check that "
                           "process 0 runs with the same --coordinator HOST:PORT, that the port is free and "
                           "reachable from this host, and that --num-processes is the same everywhere") from None
-    _STARTED = True
 
 
 def started() -> bool:
-    """Whether this process is one of several (:func:`initialize` ran)."""
-    return _STARTED and jax.process_count() > 1
+    """Whether this process is one of several (:func:`initialize` joined them)."""
+    return jax.process_count() > 1
 
 
 def is_writer() -> bool:

@@ -82,8 +82,9 @@ def meta_train(task, rule, meta: MetaConfig, run_dir: str | Path | None = None, 
                          batch_sharding(meta.val_episodes, "[meta] val_episodes"))
     if check:
         check_task(task, meta)
-    if progress and opt.sharding is not None and distributed.is_writer():
-        procs = f" of {jax.process_count()} processes" if jax.process_count() > 1 else ""
+    writer = distributed.is_writer()  # several processes: only process 0 writes (all read, to resume)
+    if progress and opt.sharding is not None and writer:
+        procs = f" of {jax.process_count()} processes" if distributed.started() else ""
         print(f"meta-training: the {opt.what} is sharded over {jax.device_count()} devices{procs}", file=sys.stderr)
 
     pool = task.training_sample(k_train, meta.train_episodes) if meta.train_episodes else None
@@ -104,7 +105,6 @@ def meta_train(task, rule, meta: MetaConfig, run_dir: str | Path | None = None, 
 
     run_dir = Path(run_dir) if run_dir is not None else None
     ck = Checkpoint(run_dir / "checkpoint") if run_dir else None
-    writer = distributed.is_writer()  # several processes: only process 0 writes (all read, to resume)
     start, rows, best = 0, [], {"val": math.inf, "step": -1}
     best_params = params
     resumed = ck.load(config_hash, params, opt_state) if ck is not None else None

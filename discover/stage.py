@@ -41,18 +41,18 @@ def run(cfg: Config, run_dir: str | Path, progress: bool = True):
     task = build_task(cfg)  # everything that can reject the config, before anything is written
     rule = build_student(cfg, task)
     check_task(task, cfg.meta)
-    if not distributed.is_writer():  # one of several processes: process 0 writes the run directory
-        params, history = meta_train(task, rule, cfg.meta, run_dir, config_hash=config_digest(config_to_dict(cfg)),
-                                     progress=False, check=False)
-        return rule, params, history
-    check_out_dir(run_dir)
-    write_config(cfg, run_dir)
-    update_manifest(run_dir, name=cfg.name, seeds={"meta": cfg.meta.seed, "distill": cfg.distill.seed,
-                                                    "verify": cfg.verify.seed},
-                    device_count=jax.device_count(), process_count=jax.process_count())
-    write_json(run_dir / "rule" / "rule.json", rule.to_spec())
+    writer = distributed.is_writer()  # one of several processes: only process 0 writes the run directory
+    if writer:
+        check_out_dir(run_dir)
+        write_config(cfg, run_dir)
+        update_manifest(run_dir, name=cfg.name, seeds={"meta": cfg.meta.seed, "distill": cfg.distill.seed,
+                                                        "verify": cfg.verify.seed},
+                        device_count=jax.device_count(), process_count=jax.process_count())
+        write_json(run_dir / "rule" / "rule.json", rule.to_spec())
     params, history = meta_train(task, rule, cfg.meta, run_dir, config_hash=config_digest(config_to_dict(cfg)),
                                  progress=progress, check=False)
+    if not writer:
+        return rule, params, history
     save_pytree(run_dir / "rule" / "params.npz", params)
     write_csv(run_dir / "meta_history.csv", history)
     record = timescale_record(rule, params)

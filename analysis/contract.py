@@ -80,7 +80,8 @@ NONEMPTY_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 
 #: The kinds of rule a row of ``verification.csv`` may describe.
-VERIFICATION_KINDS: tuple[str, ...] = ("neural", "equation", "canonical", "teacher", "published", "baseline")
+VERIFICATION_KINDS: tuple[str, ...] = ("neural", "equation", "canonical", "teacher", "published", "baseline",
+                                       "equations")
 
 #: The kinds of model a row of ``fit.csv`` may describe: a distilled equation, or a
 #: published fit to the same data (fit_protocols: Pfister & Gerstner 2006's parameter sets).

@@ -190,7 +190,15 @@ def read_equations(run_dir: str | os.PathLike) -> pd.DataFrame | None:
         return None
     path = Path(run_dir) / EQUATIONS
     bool_column(df, "selected", path, EQUATIONS)
-    if int(df["selected"].sum()) != 1:
+    if "synapse" in df.columns:  # one rule per synapse type: one pick per type
+        text_column(df, "synapse")
+        counts = df.groupby("synapse", sort=False)["selected"].sum()
+        bad = counts[counts != 1]
+        if len(bad):
+            raise run_dir_error(
+                f"{path}: column 'selected' must be True on exactly one row of each synapse type, found "
+                f"{int(bad.iloc[0])} for {bad.index[0]!r}; {regenerate(EQUATIONS)}")
+    elif int(df["selected"].sum()) != 1:
         raise run_dir_error(
             f"{path}: column 'selected' must be True on exactly one row, found "
             f"{int(df['selected'].sum())}; {regenerate(EQUATIONS)}"
@@ -208,7 +216,13 @@ def read_equations(run_dir: str | os.PathLike) -> pd.DataFrame | None:
                 ) from None
         df["coefficients_parsed"] = parsed
     row = _selected_equation(run_dir, df)
-    df["selected"] = df.index == row.name  # the run's pick: verification's under the `verified` policy
+    if "synapse" in df.columns:  # every type's pick: verification's under the `verified` policy
+        from discover.io import selected_ids
+
+        ids = set(selected_ids(run_dir))
+        df["selected"] = df["id"].astype(str).isin(ids)
+    else:
+        df["selected"] = df.index == row.name  # the run's pick: verification's under the `verified` policy
     return df
 
 

@@ -93,11 +93,28 @@ def selected_section(equations: pd.DataFrame | None, figs: dict[str, FigureBlock
     blocks: list[Block] = [Heading("Selected equation")]
     if equations is None:
         return blocks + [Note(rundir.missing_note(rundir.EQUATIONS))]
+    if "synapse" in equations.columns:  # one rule per synapse type: each type's pick
+        picks = equations[equations["selected"].astype(bool)]
+        blocks.append(Para(f"One rule per plastic synapse type ({', '.join(code(t) for t in picks['synapse'])}); "
+                           "each equation was distilled from its type's neural rule, with the other types' "
+                           "neural rules running beside it (verification row `equations`: all of them at once)."))
+        for _, row in picks.iterrows():
+            blocks += _selected_blocks(row, equations, f"Synapse type {code(row['synapse'])}: equation ")
+        return blocks
     row = rundir.selected_row(equations)  # the run's pick (discover.io.selected_equation)
+    blocks += _selected_blocks(row, equations)
+    if figs and "coefficients" in figs:
+        blocks.append(figs["coefficients"])
+    return blocks
+
+
+def _selected_blocks(row, equations: pd.DataFrame, lead: str = "Equation ") -> list[Block]:
+    """One selected equation: where it comes from, the equation, its time constants and coefficients."""
+    blocks: list[Block] = []
     latex = tables.equation_latex(row)
     blocks.append(
         Para(
-            f"Equation {code(row['id'])} (backend {code(row['backend'])}, complexity "
+            f"{lead}{code(row['id'])} (backend {code(row['backend'])}, complexity "
             f"{int(row['complexity'])}, loss {number(row['loss'])}, score {number(row['score'])}):"
         )
     )
@@ -116,8 +133,6 @@ def selected_section(equations: pd.DataFrame | None, figs: dict[str, FigureBlock
         blocks.append(Table(header, rows))
         if not has_ci:
             blocks.append(Note("No confidence intervals were recorded for the coefficients."))
-    if figs and "coefficients" in figs:
-        blocks.append(figs["coefficients"])
     return blocks
 
 
@@ -274,7 +289,12 @@ def front_section(equations: pd.DataFrame | None, figs: dict[str, FigureBlock]) 
         ]
         for _, r in equations.iterrows()
     ]
-    blocks.append(Table(["id", "backend", "complexity", "loss", "score", "equation"], rows))
+    header = ["id", "backend", "complexity", "loss", "score", "equation"]
+    if "synapse" in equations.columns:  # one front per synapse type, in one table
+        header.insert(1, "synapse")
+        for row, t in zip(rows, equations["synapse"]):
+            row.insert(1, code(t))
+    blocks.append(Table(header, rows))
     if "pareto" in figs:
         blocks.append(figs["pareto"])
     blocks.append(Para("LaTeX: `tables/equations.tex`."))

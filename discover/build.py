@@ -7,6 +7,7 @@ class by import path, so a user's task runs through every stage unchanged.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import jax
@@ -70,49 +71,69 @@ def available_variables(task) -> tuple[str, ...]:
     return allowed if seen is None else tuple(n for n in allowed if n in seen)
 
 
-def student_inputs(cfg: Config, task) -> tuple[str, ...]:
+def student_inputs(cfg: Config, task, rule_cfg=None) -> tuple[str, ...]:
     net = task.network
     allowed = available_variables(task)
     seen = task.rule_variables()
-    if cfg.rule.inputs is not None:
-        bad = [v for v in cfg.rule.inputs if v not in allowed]
+    rc = rule_cfg or cfg.rule
+    if rc.inputs is not None:
+        bad = [v for v in rc.inputs if v not in allowed]
         if bad == ["elig"] and "elig" in net.local_variables:
             raise ConfigError("[rule] inputs has \"elig\", the eligibility trace of an escape-noise neuron; set "
                               "[network] escape_noise = true (or leave elig out)")
         if bad:
             where = f"task {task.name}'s rules" if seen is not None else f"a {net.kind} network"
             raise ConfigError(f"[rule] inputs {bad} are not variables of {where}; choose from {', '.join(allowed)}")
-        return tuple(cfg.rule.inputs)
+        return tuple(rc.inputs)
     names = [n for n in DEFAULT_INPUTS[bool(net.spiking)] if n in allowed]
     names += [v for v in task.rule_inputs() if v not in names]
     return tuple(n for n in allowed if n in names)
 
 
-def _timescales(cfg: Config) -> dict[str, float]:
+def _timescales(rule_cfg, where: str = "rule") -> dict[str, float]:
     ts = dict(DEFAULT_TIMESCALES)
-    bad = [k for k in cfg.rule.timescales if k not in ts]
+    bad = [k for k in rule_cfg.timescales if k not in ts]
     if bad:
-        raise ConfigError(f"[rule.timescales] {bad[0]!r} is not a trace time constant; use {', '.join(ts)}")
-    nonpositive = [k for k, v in cfg.rule.timescales.items() if v <= 0]
+        raise ConfigError(f"[{where}.timescales] {bad[0]!r} is not a trace time constant; use {', '.join(ts)}")
+    nonpositive = [k for k, v in rule_cfg.timescales.items() if v <= 0]
     if nonpositive:
-        raise ConfigError(f"[rule.timescales] {nonpositive[0]} must be > 0 (a time constant), got "
-                          f"{cfg.rule.timescales[nonpositive[0]]}")
-    ts.update(cfg.rule.timescales)
+        raise ConfigError(f"[{where}.timescales] {nonpositive[0]} must be > 0 (a time constant), got "
+                          f"{rule_cfg.timescales[nonpositive[0]]}")
+    ts.update(rule_cfg.timescales)
     return ts
 
 
 def build_student(cfg: Config, task, key=None) -> Rule:
-    """The learnable rule of ``[rule]``; its input normalization comes from a probe of the task."""
+    """The learnable rule of ``[rule]``; its input normalization comes from a probe of the task.
+    A network with several plastic synapse types gets a :class:`~discover.rules.RuleSet`:
+    one rule per type, each of its ``[rule.<type>]`` (else ``[rule]``), probed on its own
+    synapses."""
     key = key if key is not None else jax.random.key(cfg.meta.seed + 7)
-    cls = RULES.get(cfg.rule.kind)
-    inputs = student_inputs(cfg, task)
-    rule = cls.from_config(cfg.rule, inputs=inputs, timescales=_timescales(cfg), spiking=bool(task.network.spiking),
+    types = tuple(getattr(task.network, "synapse_types", ()))
+    if not types:
+        return _student(cfg, task, cfg.rule, key, "rule")
+    from .rules import RuleSet
+    from .tasks.view import SynapseView
+
+    rules = {}
+    for i, t in enumerate(types):
+        rc = cfg.rule.for_type(t)
+        rule = _student(cfg, SynapseView(task, t), rc, jax.random.fold_in(key, i),
+                        f"rule.{t}" if t in cfg.rule.by_type else "rule")
+        rules[t] = dataclasses.replace(rule, label=f"{rule.label}.{t}")
+    return RuleSet.of(rules)
+
+
+def _student(cfg: Config, task, rc, key, where: str) -> Rule:
+    cls = RULES.get(rc.kind)
+    inputs = student_inputs(cfg, task, rc)
+    rule = cls.from_config(rc, inputs=inputs, timescales=_timescales(rc, where), spiking=bool(task.network.spiking),
                            probe=lambda rule: probe_normalization(task, rule, key))
     if getattr(rule, "event_driven", False) and not getattr(rule, "heads", True):
-        raise ConfigError(f"[rule] inputs = {list(inputs)} has neither s_pre nor s_post, and an event-driven rule "
+        raise ConfigError(f"[{where}] inputs = {list(inputs)} has neither s_pre nor s_post, and an event-driven rule "
                           "(the default in spiking networks) changes w only at the spikes among its inputs, so it "
-                          "would never change a weight; add \"s_pre\", \"s_post\" to [rule] inputs (or set "
-                          "[rule] event_driven = false)")
+                          f"would never change a weight; add \"s_pre\", \"s_post\" to [{where}] inputs (or set "
+                          f"[{where}] event_driven = false)")
     return rule
 
 
@@ -145,6 +166,10 @@ def rule_from_spec(spec: dict) -> Rule:
     from .io import RunDirError
     from .registry import PluginError
 
+    if spec.get("kind") == "ruleset":  # one rule per synapse type (not a [rule] kind of its own)
+        from .rules.ruleset import RuleSet
+
+        return RuleSet.from_spec(spec)
     try:
         cls = RULES.get(spec["kind"])
     except (PluginError, KeyError) as e:

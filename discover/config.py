@@ -100,10 +100,30 @@ class RuleConfig(Section):
     # "step": the rule changes w every time step; "trial_end": once at the end of each
     # trial, from what the trial left (tasks with trials: reward_driven)
     apply: str = "step"
+    # one rule per plastic synapse type of the network: [rule.<type>] subtables, each merged
+    # over the keys of [rule] its kind has (built by the loader; written back as [rule.<type>])
+    by_type: dict[str, typing.Any] = field(default_factory=dict)
 
     choices: ClassVar[dict[str, tuple]] = {"traces": ("all_to_all", "nearest"), "apply": ("step", "trial_end")}
 
+    def for_type(self, synapse: str) -> "RuleConfig":
+        """The config of the rule of synapse type ``synapse``: its ``[rule.<type>]``, else ``[rule]``."""
+        return self.by_type.get(synapse, self)
+
     def check(self, cfg):
+        if self.by_type:
+            from .registry import NETWORKS
+
+            types = tuple(getattr(NETWORKS.get(cfg.network.kind), "synapse_types", ()))
+            bad = [t for t in self.by_type if t not in types]
+            if bad:
+                where = (f"its synapse types are {', '.join(types)}" if types else
+                         "it has one plastic synapse type: put the keys in [rule] itself")
+                raise ConfigError(f"[rule.{bad[0]}] names no synapse type of network kind "
+                                  f"{cfg.network.kind!r}; {where}."
+                                  + did_you_mean(bad[0], [*types, *(f.name for f in dataclasses.fields(self))]))
+            for sub in self.by_type.values():
+                sub.check(cfg)
         applies = getattr(cfg.task, "applies", ("step",))
         if self.apply not in applies:
             why = ("it has no trials" if applies == ("step",) else
@@ -112,7 +132,6 @@ class RuleConfig(Section):
                               f"apply = {applies[0]!r}")
         if isinstance(self.learn_timescales, list):
             from .rules.base import DEFAULT_TIMESCALES
-            from .suggest import did_you_mean
 
             bad = [k for k in self.learn_timescales if k not in DEFAULT_TIMESCALES]
             if bad:
@@ -323,9 +342,38 @@ def _with_task_defaults(data: dict) -> dict:
     return {**data, **missing} if missing else data
 
 
+def _rule_subtables(data: dict) -> tuple[dict, dict]:
+    """``data`` without its ``[rule.<type>]`` subtables, and those subtables, each merged
+    over the keys of ``[rule]`` that its own kind has."""
+    rule = data.get("rule")
+    if not isinstance(rule, dict):
+        return data, {}
+    shared_kind = rule.get("kind", RuleConfig.kind)
+    if not isinstance(shared_kind, str):
+        return data, {}
+    fields = {f.name for f in dataclasses.fields(section_class("rule", shared_kind))}
+    subs = {k: v for k, v in rule.items() if isinstance(v, dict) and k not in fields}
+    given = rule.get("by_type", {})  # a resolved config.toml written before [rule.<type>] was flattened
+    subs.update(given if isinstance(given, dict) else {})
+    if not subs:
+        return data, {}
+    shared = {k: v for k, v in rule.items() if k not in subs and k != "by_type"}
+    built = {}
+    for t, sub in subs.items():
+        kind = _coerce(sub.get("kind", shared_kind), str, ("rule", t, "kind"))
+        cls = section_class("rule", kind)
+        own = {f.name for f in dataclasses.fields(cls)} - {"by_type"}
+        merged = {**{k: v for k, v in shared.items() if k in own}, **sub}
+        built[t] = _build(cls, merged, ("rule", t))
+    return {**data, "rule": shared}, built
+
+
 def _build(cls, data: dict, path: tuple[str, ...] = ()):
     if cls is Config:  # each selectable section is the Config of the class its selector names
-        data = _with_task_defaults(data)
+        data, by_type = _rule_subtables(_with_task_defaults(data))
+        if by_type:
+            cfg = _build(cls, data, path)
+            return dataclasses.replace(cfg, rule=dataclasses.replace(cfg.rule, by_type=by_type))
         hints = dict(typing.get_type_hints(cls))
         for sec, key in SELECTORS.items():
             value = data.get(sec, {})
@@ -430,7 +478,14 @@ def config_to_dict(cfg) -> dict:
         if isinstance(obj, list):
             return [clean(v) for v in obj]
         return obj
-    return clean(dataclasses.asdict(cfg))
+    out = clean(dataclasses.asdict(cfg))
+    rule = out.get("rule") if isinstance(out, dict) else None
+    if isinstance(rule, dict) and "by_type" in rule:  # written back as [rule.<type>]
+        by_type = rule.pop("by_type")
+        for sub in by_type.values():
+            sub.pop("by_type", None)
+        rule.update(by_type)
+    return out
 
 
 def dumps_config(cfg) -> str:

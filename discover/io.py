@@ -310,24 +310,30 @@ def selected_id(run_dir: str | Path) -> str | None:
     Distill marks its pick in ``equations.csv`` (``selected``); under the ``verified``
     policy verification picks instead and marks the row ``eq<id>`` of ``verification.csv``
     (its own ``selected`` column), so each file has one producer. The verified pick wins.
+    A network with one rule per synapse type has one pick per type
+    (:func:`selected_ids`); this is the first type's.
     """
+    ids = selected_ids(run_dir)
+    return ids[0] if ids else None
 
+
+def selected_ids(run_dir: str | Path) -> list[str]:
+    """Ids of the run's selected equations: one, or one per synapse type (in file order)."""
     run_dir = Path(run_dir)
     ver = run_dir / "verification.csv"
     if ver.is_file():
         df = read_csv(ver)
         if "selected" in df.columns:
-            rows = df[df["selected"].map(_truthy)]
-            if len(rows) and str(rows["rule"].iloc[0]).startswith("eq"):
-                return str(rows["rule"].iloc[0])[2:]
+            rules = [str(r) for r in df.loc[df["selected"].map(_truthy), "rule"]]
+            ids = [r[2:] for r in rules if r.startswith("eq")]
+            if ids:
+                return ids
     eqs = run_dir / "equations.csv"
     if eqs.is_file():
         df = read_csv(eqs)
         if "selected" in df.columns:
-            rows = df[df["selected"].map(_truthy)]
-            if len(rows):
-                return str(rows["id"].iloc[0])
-    return None
+            return [str(i) for i in df.loc[df["selected"].map(_truthy), "id"]]
+    return []
 
 
 def row_timescales(row) -> dict[str, float]:

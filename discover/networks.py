@@ -40,10 +40,16 @@ class Network:
     - ``step(rule, params, state, inputs_t) -> (state, local)``, ``local`` the vocabulary's
       variables broadcastable over ``[post, pre]``;
     - ``kind``, ``spiking``, ``activity`` (the local variable a rollout records),
-      ``input_names`` (what an episode's inputs may hold), ``local_variables``.
+      ``input_names`` (what an episode's inputs may hold), ``local_variables``;
+    - with several plastic synapse types: ``synapse_types``, ``weight_keys`` (the state key
+      of each type's matrix) and ``locals_of(local, type)``.
     """
 
     Config: ClassVar[type] = NetworkConfig
+    # networks with several plastic synapse types name them (one rule each: discover.rules.RuleSet)
+    # and the state key of each type's matrix; () / None: one type, W
+    synapse_types: ClassVar[tuple[str, ...]] = ()
+    weight_keys: ClassVar[dict[str, str] | None] = None
 
     @classmethod
     def from_config(cls, cfg: NetworkConfig, n_pre: int, n_post: int):
@@ -119,6 +125,111 @@ class RateNetwork(Network):
         dw = rule(rparams, local)
         new = {"W": _clip(W + dw, self.w_min, self.w_max), "theta": theta, "x_mean": x_mean, "y_mean": y_mean}
         return new, local
+
+
+@dataclass(frozen=True)
+class LateralConfig(NetworkConfig):
+    kind: str = "rate_lateral"
+    w_min: float | None = None
+    w_max: float | None = None
+    lateral_max: float = 0.8  # largest eigenvalue of (L + L^T)/2: I - L stays invertible (see the network)
+
+    positive: ClassVar[tuple[str, ...]] = ("lateral_max",)
+
+    def check(self, cfg):
+        super().check(cfg)
+        if self.lateral_max >= 1:
+            raise ConfigError(f"[network] lateral_max = {self.lateral_max} must be below 1: where (L + L^T)/2 has an "
+                              "eigenvalue of 1 or more, I - L can be singular (outputs without bound)")
+
+
+@NETWORKS.register("rate_lateral")
+@dataclass(frozen=True)
+class LateralRateNetwork(Network):
+    """Linear rate neurons with plastic feed-forward and lateral weights (Foldiak 1989;
+    Rubner & Tavan 1989): the outputs settle to ``y = W x + L y``, i.e.
+    ``y = (I - L)^-1 W x``, with ``L [post, post]`` zero on its diagonal.
+
+    Two synapse types, each with its own rule (:class:`discover.rules.RuleSet`):
+    ``ff`` (``W``; locals ``x`` the input, ``y`` the output, ``w = W_ij``) and ``lat``
+    (``L``; locals ``x = y_j`` the presynaptic output, ``y = y_i``, ``w = L_ij``). A
+    rollout records ``W``; the final state holds ``L``. ``lateral_max = c < 1`` keeps the
+    largest eigenvalue of the symmetric part ``(L + L^T)/2`` at most ``c`` (after each
+    update, ``L`` is scaled down where it would pass): then ``I - L`` is invertible, with
+    ``|(I - L)^-1|_2 <= 1 / (1 - c)``, since ``v^T (I - L) v >= (1 - c)|v|^2``. This is the
+    exact bound for symmetric ``L`` (singular at an eigenvalue 1), and it lets mutual
+    inhibition be as strong as ``-c`` per pair, where a per-entry clip keeping ``I - L``
+    diagonally dominant would stop it at ``-c/(k - 1)``. The scale is taken without
+    gradient (a projection), so the meta-gradient never meets a near-singular ``I - L``.
+
+    Recorded locals: the ``ff`` names plain (``x``, ``y``, ``w``, ``m``), the ``lat`` ones
+    as ``lat.x``, ``lat.y``, ``lat.w``, ``lat.m`` (:meth:`locals_of` picks one type's).
+    """
+
+    n_pre: int
+    n_post: int
+    w_min: float | None = None
+    w_max: float | None = None
+    lateral_max: float = 0.8
+
+    Config: ClassVar[type] = LateralConfig
+    kind: ClassVar[str] = "rate_lateral"
+    spiking = False
+    activity = "y"
+    input_names = ("x", "m")
+    local_variables = ("x", "y", "w", "m")
+    synapse_types: ClassVar[tuple[str, ...]] = ("ff", "lat")
+    weight_keys: ClassVar[dict[str, str]] = {"ff": "W", "lat": "L"}
+
+    def init_state(self, W0, L0=None):
+        k = self.n_post
+        L0 = jnp.zeros((k, k), jnp.float32) if L0 is None else jnp.asarray(L0, jnp.float32) * (1 - jnp.eye(k))
+        return {"W": jnp.asarray(W0, jnp.float32), "L": L0}
+
+    def step(self, rule: Rule, rparams, state, inp):
+        from .rules.ruleset import rule_for
+
+        W, L, x = state["W"], state["L"], inp["x"]
+        k = self.n_post
+        y = jnp.linalg.solve(jnp.eye(k, dtype=W.dtype) - L, W @ x)
+        m = inp.get("m", jnp.zeros((), jnp.float32))
+        ff = {"x": x[None, :], "y": y[:, None], "w": W, "m": m}
+        lat = {"x": y[None, :], "y": y[:, None], "w": L, "m": m}
+        r_ff, p_ff = rule_for(rule, rparams, "ff")
+        r_lat, p_lat = rule_for(rule, rparams, "lat")
+        dW = r_ff(p_ff, ff)
+        dL = r_lat(p_lat, lat) * (1.0 - jnp.eye(k, dtype=W.dtype))
+        new = {"W": _clip(W + dW, self.w_min, self.w_max), "L": self.bound_lateral(L + dL)}
+        return new, {**ff, **{f"lat.{n}": v for n, v in lat.items()}}
+
+    def bound_lateral(self, L):
+        """``L`` scaled so that the symmetric part's largest eigenvalue is at most ``lateral_max``."""
+        top = jax.lax.stop_gradient(jnp.linalg.eigvalsh(0.5 * (L + L.T))[-1])
+        c = self.lateral_max
+        return L * jnp.where(top > c, c / jnp.maximum(top, c), 1.0)
+
+    @classmethod
+    def locals_of(cls, local: dict, synapse: str) -> dict:
+        """One synapse type's locals out of a step's (or a recording's)."""
+        if synapse == cls.synapse_types[0]:
+            return {n: v for n, v in local.items() if "." not in n}
+        pre = f"{synapse}."
+        return {n[len(pre):]: v for n, v in local.items() if n.startswith(pre)}
+
+
+def plastic_matrices(network, state) -> list:
+    """The plastic weight matrices of a network's state (one per synapse type; ``W`` alone
+    for a network with one type)."""
+    keys = getattr(network, "weight_keys", None) or {"": "W"}
+    return [state[k] for k in keys.values()]
+
+
+def local_matrix(network, name: str) -> str:
+    """The state key of the weight matrix whose shape the local variable ``name`` takes
+    (``lat.y`` of ``rate_lateral``: ``L``)."""
+    keys = getattr(network, "weight_keys", None)
+    t, dot, _ = name.partition(".")
+    return keys[t] if dot and keys and t in keys else "W"
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,8 @@ class Rollout(NamedTuple):
       weights: ``W`` at the end of every block of ``record_every`` steps, ``[T/k, post, pre]``.
       activity: the network's activity variable (``network.activity``: ``y`` or ``s_post``)
         summed over each block, ``[T/k, post]``.
-      energy: mean squared weight change per synapse and step (a scalar).
+      energy: mean squared weight change per synapse and step (a scalar; over the synapses of
+        every plastic type).
       local: with ``record_locals``, every local variable the rule saw at every step,
         broadcast to ``[T, post, pre]``; else ``None``.
       diverged_at: with ``w_limit``, the step at which a weight first left ``[-w_limit,
@@ -102,6 +103,7 @@ def rollout(network, rule, params, state, inputs, *, record_every: int = 1, step
     if steps % k:
         raise ValueError(f"{steps} steps are not a multiple of record_every = {k}")
     act = network.activity if activity is None else activity
+    from .networks import local_matrix, plastic_matrices
 
     def step(carry, x):
         state, energy, t, div = carry
@@ -109,20 +111,21 @@ def rollout(network, rule, params, state, inputs, *, record_every: int = 1, step
         new, local = network.step(rule, params, state, inp)
         live = None if until is None else t < until
         if w_limit is not None:
-            W = new["W"]
-            ok = jnp.all(jnp.isfinite(W) & (jnp.abs(W) <= w_limit))
+            ok = jnp.all(jnp.asarray([jnp.all(jnp.isfinite(W) & (jnp.abs(W) <= w_limit))
+                                      for W in plastic_matrices(network, new)]))
             div = jnp.where((div < 0) & ~ok, t, div)
             live = (div < 0) if live is None else live & (div < 0)
         if live is not None:
             new = jax.tree_util.tree_map(lambda a, b: jnp.where(live, a, b), new, state)
-        energy = energy + jnp.mean((new["W"] - state["W"]) ** 2)
+        pairs = list(zip(plastic_matrices(network, new), plastic_matrices(network, state)))
+        energy = energy + sum(jnp.sum((a - b) ** 2) for a, b in pairs) / sum(a.size for a, _ in pairs)
         out = local[act][:, 0]
         if w_limit is not None:  # keep what leaves the step finite, so that gradients stay finite
             out = jnp.where(div < 0, out, 0.0)
         if record_locals:
-            shape = state["W"].shape
             cols = slice(None) if record_locals is True else slice(0, int(record_locals))
-            return (new, energy, t + 1, div), (out, {n: jnp.broadcast_to(v, shape)[:, cols] for n, v in local.items()})
+            rec = {n: jnp.broadcast_to(v, state[local_matrix(network, n)].shape)[:, cols] for n, v in local.items()}
+            return (new, energy, t + 1, div), (out, rec)
         return (new, energy, t + 1, div), (out, None)
 
     def block(carry, x_block):

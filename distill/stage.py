@@ -89,12 +89,13 @@ def load_run_config(run_dir: str | Path) -> Config:
     return load_config(path)
 
 
-def save_samples(run_dir: Path, names, X, dw, groups) -> None:
+def save_samples(run_dir: Path, names, X, dw, groups, name: str = "samples.npz") -> None:
+    """``samples.npz`` (one synapse type of several: ``samples_<type>.npz`` beside the first's)."""
     import io
 
     buf = io.BytesIO()
     np.savez(buf, X=X, dw=dw, groups=groups, names=np.asarray(names))
-    atomic_write_bytes(run_dir / "samples.npz", buf.getvalue())
+    atomic_write_bytes(run_dir / name, buf.getvalue())
 
 
 def load_samples(run_dir: str | Path):
@@ -202,9 +203,43 @@ def run(cfg: Config | None, run_dir: str | Path, backend: str | None = None, pro
     d = cfg.distill
     check_config(cfg, backend)
     engine = get_backend(backend or d.backend, **d.backend_options)
+    fit = manifest.get("fit")
+    types = getattr(rule, "types", ())
+    if not types:
+        front, samples = distill_rule(task, rule, params, cfg, engine, progress)
+        save_samples(run_dir, *samples)
+        n_samples = len(samples[2])
+    else:  # one rule per synapse type: each distilled on its own synapses, the others' neural rules beside it
+        from discover.tasks.view import SynapseView
+
+        fronts, n_samples = [], 0
+        for i, t in enumerate(types):
+            if progress:
+                print(f"distill: synapse type {t}", flush=True)
+            rt, pt = rule.part(params, t)
+            ft, samples = distill_rule(SynapseView(task, t, rule, params), rt, pt, cfg, engine, progress,
+                                       first_id=int(fronts[-1]["id"].max()) + 1 if fronts else 0)
+            ft.insert(1, "synapse", t)
+            fronts.append(ft)
+            save_samples(run_dir, *samples, name="samples.npz" if i == 0 else f"samples_{t}.npz")
+            n_samples += len(samples[2])
+        front = pd.concat(fronts, ignore_index=True)
+    front["poor_fit"] = bool(fit and fit.get("poor"))  # every equation of a poorly fitting rule
+    write_csv(run_dir / "equations.csv", front)
+    update_manifest(run_dir, timings_s={"distill": round(time.perf_counter() - t0, 2)},
+                    distill={"backend": engine.name, "policy": d.policy, "samples": int(n_samples)})
+    return front
+
+
+def distill_rule(task, rule, params, cfg: Config, engine, progress: bool = True, first_id: int = 0):
+    """Distill one rule (the network's, or one synapse type's through a
+    :class:`~discover.tasks.view.SynapseView`): sample where held-out episodes visit, fit,
+    keep the Pareto front, add intervals, refit and select. Returns the front (ids offset
+    by ``first_id``, so that several types' fronts share one file) and the samples
+    ``(names, X, dw, groups)``."""
+    d = cfg.distill
     names, X, dw, groups = visited_samples(task, rule, params, jax.random.key(10_000 + d.seed), d.episodes,
                                            d.samples, d.event_fraction, seed=d.seed)
-    save_samples(run_dir, names, X, dw, groups)
     if progress:
         print(f"distill: {len(dw)} samples of {', '.join(names)} from {d.episodes} held-out episodes; "
               f"fitting with the {engine.name} backend", flush=True)
@@ -223,6 +258,7 @@ def run(cfg: Config | None, run_dir: str | Path, backend: str | None = None, pro
         raise DistillError(f"the {engine.name} backend found no finite equation for the neural rule; "
                            "try another backend (--backend operon) or more samples ([distill] samples)")
     front = front[front["complexity"] <= d.max_complexity].reset_index(drop=True)
+    front["id"] = front["id"] + first_id
     extra = task.data_candidates(rule, params, names, d.max_degree)
     if extra:
         from .front import extra_rows
@@ -239,12 +275,7 @@ def run(cfg: Config | None, run_dir: str | Path, backend: str | None = None, pro
     policy = "best" if d.policy in ("verified", "aic") else d.policy  # those pick in verification
     front["selected"] = False
     front.loc[select(front, policy), "selected"] = True
-    fit = manifest.get("fit")
-    front["poor_fit"] = bool(fit and fit.get("poor"))  # every equation of a poorly fitting rule
-    write_csv(run_dir / "equations.csv", front)
-    update_manifest(run_dir, timings_s={"distill": round(time.perf_counter() - t0, 2)},
-                    distill={"backend": engine.name, "policy": d.policy, "samples": int(len(dw))})
-    return front
+    return front, (names, X, dw, groups)
 
 
 def read_timescales(equation: str, timescales: dict[str, float]) -> dict[str, float]:

@@ -28,6 +28,7 @@ from discover.config import Config
 from discover.io import atomic_write_bytes, read_manifest, selected_equation, update_manifest, write_csv
 from discover.rules import CANONICAL, SymbolicRule, canonical_rule
 from discover.tasks.base import Task
+from discover.tasks.view import SynapseView
 
 from .simplify import format_equation
 from .stage import load_equations, load_run_config, run_timescales
@@ -49,7 +50,8 @@ def bootstrap_mean_ci(values, level=0.95, n_boot=2000, seed=0):
 def episode_scores(task, rule, params, episodes) -> tuple[np.ndarray, np.ndarray]:
     """Each episode's objective, and the time step at which the rule's weights left
     ``[task] max_weight`` there (-1: never; also for a task with its own ``episode_score``)."""
-    if type(task).episode_score is not Task.episode_score:  # a task's own scoring: respected
+    # a task's own scoring is respected (a synapse view's: its task's)
+    if type(getattr(task, "task", task)).episode_score is not Task.episode_score:
         fn = jax.jit(jax.vmap(lambda e: task.episode_score(rule, params, e)))
         scores = np.asarray(fn(episodes), np.float64)
         return scores, np.full(len(scores), -1)
@@ -90,8 +92,11 @@ def run(cfg: Config | None, run_dir: str | Path, progress: bool = True) -> pd.Da
     timescales = {k: float(v) for k, v in neural.tau(nparams).items()}
     rows = []
 
-    def add(name, kind, equation, rule, params):
-        scores, at = episode_scores(task, rule, params, episodes)
+    types = getattr(neural, "types", ())  # one rule per synapse type: each equation runs on its own type's synapses
+    views = {t: SynapseView(task, t, neural, nparams) for t in types}
+
+    def add(name, kind, equation, rule, params, on=None):
+        scores, at = episode_scores(on or task, rule, params, episodes)
         mean, lo, hi = bootstrap_mean_ci(scores, seed=cfg.verify.seed)
         n_div = int((at >= 0).sum())
         rows.append({"rule": name, "kind": kind, "equation": equation, "objective_mean": mean,
@@ -105,13 +110,18 @@ def run(cfg: Config | None, run_dir: str | Path, progress: bool = True) -> pd.Da
 
     add("neural", "neural", "", neural, nparams)
     for _, row in eqs.iterrows():
-        rule = row_rule(row, timescales, neural)
-        add(f"eq{row['id']}", "equation", str(row["equation"]), rule, rule.init(jax.random.key(0)))
+        t = row_synapse(row, types)
+        rule = row_rule(row, *type_rule(neural, nparams, t))
+        add(f"eq{row['id']}", "equation", str(row["equation"]), rule, rule.init(jax.random.key(0)), views.get(t))
     probe = jax.tree_util.tree_map(lambda a: a[:4], episodes)
     kind = task.network.kind
     names = set(available_variables(task))
     wanted = cfg.verify.canonical if cfg.verify.canonical is not None else [
         n for n, c in CANONICAL.items() if c.network == kind]
+    if types and wanted:  # a canonical rule is one type's: the task's references() pair them
+        print(f"note: verify: [verify] canonical is not run on network {kind}, which has one rule per synapse type "
+              f"({', '.join(types)}); its published rules are the task's references", file=sys.stderr)
+        wanted = []
     for name in wanted:
         base = canonical_rule(name)
         if not set(base.inputs) <= names:
@@ -122,27 +132,36 @@ def run(cfg: Config | None, run_dir: str | Path, progress: bool = True) -> pd.Da
                                         traces=base.traces)
         add(name, "canonical", format_equation(scaled.expr), scaled, scaled.init(jax.random.key(0)))
     for name, ref in task.references().items():
-        expr = ref.bound_expr() if isinstance(ref, SymbolicRule) else ""
         # kind "teacher": a rule the task itself supplies as the reference (imitate's teacher);
         # "published": a published fit to the task's data (fit_protocols); "baseline": a
         # hand-made rule to beat (error_driven's no plasticity)
-        add(name, task.reference_kind(), format_equation(expr) if expr != "" else "", ref, ref.init(jax.random.key(0)))
+        add(name, task.reference_kind(), rule_text(ref), ref, ref.init(jax.random.key(0)))
     df = pd.DataFrame(rows, columns=[c for c in COLUMNS if c not in ("relative_to_neural", "selected")])
     neural_mean = df.loc[df["kind"] == "neural", "objective_mean"].iloc[0]
     df["relative_to_neural"] = df["objective_mean"] / neural_mean if neural_mean != 0 else np.nan
     df["selected"] = False
     if cfg.distill.policy == "verified":
-        df.loc[df["rule"] == f"eq{select_verified(eqs, df, cfg.distill.verified_tolerance)}", "selected"] = True
+        for t in types or (None,):
+            part = eqs if t is None else eqs[eqs["synapse"].astype(str) == t]
+            df.loc[df["rule"] == f"eq{select_verified(part, df, cfg.distill.verified_tolerance)}", "selected"] = True
     if cfg.distill.policy == "aic":
         fit = information_table(task, neural, eqs, df)
         best = fit[fit["kind"] == "equation"]["aic"].idxmin()
         df.loc[df["rule"] == fit.at[best, "rule"], "selected"] = True
         write_csv(run_dir / "fit.csv", fit)
+    if types:  # every type's selected equation at once: the network run by equations alone
+        picks = selected_rows(eqs, df, types)
+        eq_set, eq_params = equation_set(picks, neural, nparams)
+        add("equations", "equations", "; ".join(f"{t}: {r['equation']}" for t, r in picks.items()), eq_set, eq_params)
+        last = rows[-1]
+        last["relative_to_neural"] = last["objective_mean"] / neural_mean if neural_mean != 0 else np.nan
+        last["selected"] = False
+        df = pd.concat([df, pd.DataFrame([last])], ignore_index=True)
     df = df[COLUMNS]
     write_csv(run_dir / "verification.csv", df)
     chosen = {"neural": (neural, nparams)}
     sel = selected_equation(run_dir)
-    if sel is not None:
+    if sel is not None and not types:
         eq = row_rule(sel, timescales, neural)
         chosen["selected"] = (eq, eq.init(jax.random.key(0)))
     chosen.update({name: (ref, ref.init(jax.random.key(0))) for name, ref in task.references().items()})
@@ -152,6 +171,60 @@ def run(cfg: Config | None, run_dir: str | Path, progress: bool = True) -> pd.Da
     write_trajectories(run_dir, task, neural, nparams, episodes, timescales)
     update_manifest(run_dir, timings_s={"verify": round(time.perf_counter() - t0, 2)})
     return df
+
+
+def rule_text(rule) -> str:
+    """A reference rule's equation as ``verification.csv`` writes it: a symbolic rule's
+    right-hand side, ``"ff: ...; lat: ..."`` for one per synapse type, else blank."""
+    if isinstance(rule, SymbolicRule):
+        return format_equation(rule.bound_expr())
+    parts = [(t, rule_text(r)) for t, r in getattr(rule, "rules", ())]
+    return "; ".join(f"{t}: {text}" for t, text in parts) if parts and all(text for _, text in parts) else ""
+
+
+def row_synapse(row, types) -> str | None:
+    """The synapse type of an ``equations.csv`` row (``None`` for a network with one type)."""
+    if not types:
+        return None
+    t = str(row.get("synapse", ""))
+    if t not in types:
+        from discover.io import RunDirError
+
+        raise RunDirError(f"equations.csv row {row['id']} names synapse type {t!r}, which the trained rule set does "
+                          f"not have ({', '.join(types)}); rerun `plasticity distill DIR`")
+    return t
+
+
+def type_rule(neural, nparams, synapse):
+    """``(time constants, rule)`` an equation of ``synapse``'s type is compiled with: that
+    type's neural rule's (the network's neural rule for ``None``)."""
+    rule, params = (neural, nparams) if synapse is None else neural.part(nparams, synapse)
+    return {k: float(v) for k, v in rule.tau(params).items()}, rule
+
+
+def selected_rows(eqs: pd.DataFrame, ver: pd.DataFrame | None, types) -> dict:
+    """``{type: row}``: each synapse type's selected equation (verification's pick where it
+    made one, else distillation's)."""
+    picked = set() if ver is None else {str(r)[2:] for r in ver.loc[ver["selected"].astype(bool), "rule"]
+                                        if str(r).startswith("eq")}
+    out = {}
+    for t in types:
+        part = eqs[eqs["synapse"].astype(str) == t]
+        hit = part[part["id"].astype(str).isin(picked)]
+        if not len(hit):
+            hit = part[part["selected"].astype(str).str.lower().isin(("true", "1"))] if "selected" in part else part[:0]
+        if len(hit):
+            out[t] = hit.iloc[0]
+    return out
+
+
+def equation_set(picks: dict, neural, nparams):
+    """The network's rule with every type's neural rule replaced by its selected equation."""
+    rule, params = neural, nparams
+    for t, row in picks.items():
+        eq = row_rule(row, *type_rule(neural, nparams, t))
+        rule, params = rule.replace(params, t, eq, eq.init(jax.random.key(0)))
+    return rule, params
 
 
 def free_parameters(expr_text: str, learned: tuple[str, ...]) -> int:
@@ -262,7 +335,17 @@ def write_trajectories(run_dir: str | Path, task, neural, nparams, episodes, tim
     out["t"] = np.arange(1, n_rec + 1) * task.record_every * dt
     out["time_unit"] = np.array(unit)
     row = selected_equation(run_dir)
-    if row is not None:
+    types = getattr(neural, "types", ())
+    if row is not None and types:  # every type's selected equation at once
+        from discover.io import read_csv
+
+        ver = run_dir / "verification.csv"
+        picks = selected_rows(load_equations(run_dir), read_csv(ver) if ver.is_file() else None, types)
+        rule, params = equation_set(picks, neural, nparams)
+        out["W_selected"] = weights(rule, params)
+        out["selected_id"] = np.array(",".join(str(r["id"]) for r in picks.values()))
+        out["selected_equation"] = np.array("; ".join(f"{t}: {r['equation']}" for t, r in picks.items()))
+    elif row is not None:
         rule = row_rule(row, timescales, neural)
         out["W_selected"] = weights(rule, rule.init(jax.random.key(0)))
         out["selected_id"] = np.array(str(row["id"]))

@@ -214,8 +214,12 @@ def cmd_distill(args) -> None:
     from distill import stage
 
     front = stage.run(None, args.run_dir, backend=args.backend, progress=not args.quiet)
-    sel = front[front["selected"]].iloc[0]
-    print(f"distill: {len(front)} equations on the front; selected: dw = {sel['equation']}")
+    sel = front[front["selected"]]
+    if "synapse" in front:  # one rule per synapse type: one selected equation each
+        picks = "; ".join(f"{r['synapse']}: dw = {r['equation']}" for _, r in sel.iterrows())
+        print(f"distill: {len(front)} equations on the front; selected: {picks}")
+    else:
+        print(f"distill: {len(front)} equations on the front; selected: dw = {sel['equation'].iloc[0]}")
     print(f"         written to {Path(args.run_dir) / 'equations.csv'}")
     warn_fit(args.run_dir)
 

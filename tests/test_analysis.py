@@ -457,7 +457,7 @@ def test_malformed_equations_names_file_column_and_command(run_dir):
         ("equations.csv", _equations, lambda df: df.assign(coefficients=["{", "{}", "{}"]),
          r"column 'coefficients', row 1"),
         ("verification.csv", _verification, lambda df: df.assign(kind=["neural", "eq", "canonical", "canonical"]),
-         r"column 'kind', row 2 holds 'eq'; use one of neural, equation, canonical, teacher, published, baseline; .*plasticity verify DIR"),
+         r"column 'kind', row 2 holds 'eq'; use one of neural, equation, canonical, teacher, published, baseline, equations; .*plasticity verify DIR"),
         ("verification.csv", _verification, lambda df: df.drop(columns=["objective_ci_low"]),
          r"verification\.csv: missing column 'objective_ci_low'"),
         ("equations.csv", _equations, lambda df: df.assign(complexity=[3, None, 11]),

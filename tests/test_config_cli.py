@@ -163,7 +163,7 @@ def test_wrong_types(data, message):
     "data,message",
     [
         ({"network": {"kind": "quantum"}}, "[network] kind = 'quantum' is not a known network; choose one of "
-         "'rate', 'lif', or name your own class by import path, e.g. \"my_module:MyClass\"."),
+         "'rate', 'rate_lateral', 'lif', or name your own class by import path, e.g. \"my_module:MyClass\"."),
         ({"rule": {"kind": "transformer"}}, "[rule] kind = 'transformer' is not a known rule; choose one of "
          "'mlp', 'polynomial', 'symbolic', 'auto', or name your own class by import path, e.g. \"my_module:MyClass\"."),
         ({"rule": {"kind": "polynomal"}}, "[rule] kind = 'polynomal' is not a known rule; choose one of "
@@ -273,7 +273,7 @@ def test_cli_bad_config_through_the_console_script(tmp_path):
                           capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr
     assert_user_error(proc.returncode, proc.stderr, "[network] kind = 'quantum' is not a known network; choose "
-                      "one of 'rate', 'lif'")
+                      "one of 'rate', 'rate_lateral', 'lif'")
 
 
 @pytest.mark.parametrize(

@@ -313,3 +313,33 @@ def test_error_driven_rule_from_function(tmp_path):
     obj = ver.set_index("rule")["objective_mean"]
     sel = obj[ver.set_index("rule")["selected"].astype(bool)].iloc[0]
     assert rel >= 0.95 and sel >= 0.95 * obj["us_error"] and obj["none"] < 0.5
+
+
+def test_oja_subspace_feed_forward_and_lateral_rules_learned_together(tmp_path):
+    """configs/oja_subspace.toml at CI size (600-step episodes, 500 Adam steps on 8; the
+    shipped config: 1000 steps, 2000 on 16). No teacher: two rules, one per synapse type,
+    from the function alone (three outputs span the top-3 principal subspace). The
+    feed-forward equation is Oja's form (x*y potentiates, w*y**2 depresses) and the lateral
+    one anti-Hebbian (x*y, the other output times this one, depresses: Foldiak 1989); both
+    together, run in the simulator with no neural rule left, find the subspace."""
+    cfg = shipped_config("oja_subspace")
+    cfg["task"].update(steps=600)
+    cfg["meta"].update(steps=500, batch=8, val_episodes=16)
+    cfg["distill"].update(episodes=8, samples=2000, bootstrap=20)
+    cfg["verify"].update(episodes=16)
+    run_pipeline_types = config_from_dict(cfg)
+    dstage.run(run_pipeline_types, tmp_path, progress=False)
+    eqs = sstage.run(run_pipeline_types, tmp_path, progress=False)
+    ver = verify.run(run_pipeline_types, tmp_path, progress=False).set_index("rule")
+    assert set(eqs["synapse"]) == {"ff", "lat"}
+    picks = {}
+    for rule in ver.index[ver["selected"].astype(bool)]:
+        row = eqs[eqs["id"].astype(str) == rule[2:]].iloc[0]
+        picks[row["synapse"]] = {sympy.sympify(t, locals=S): v["value"]
+                                 for t, v in json.loads(row["coefficients"]).items()}
+    x, y, w = S["x"], S["y"], S["w"]
+    ff, lat = picks["ff"], picks["lat"]
+    assert ff.get(x * y, 0) > 0 and ff.get(w * y**2, 0) < 0
+    assert lat.get(x * y, 0) < 0 and abs(lat[x * y]) == max(map(abs, lat.values()))
+    obj = ver["objective_mean"]
+    assert obj["equations"] >= 0.9 and obj["equations"] >= obj["neural"] - 0.03

@@ -36,6 +36,7 @@ REFERENCE = {
     "us_error": lambda p, v: p["eta"] * v["psp"] * (v["u_target"] - v["v_post"]),
     "us_reward": lambda p, v: p["eta"] * v["elig"] * (v["m"] - 1.0),
     "homeostatic_stdp": lambda p, v: v["s_post"] * (p["lam"] * v["tr_pre"] + p["w_out"]),
+    "foldiak": lambda p, v: -p["eta"] * v["x"] * v["y"],
 }
 REF_INPUTS = {
     "hebb_decay": {"x", "y", "w"},
@@ -47,6 +48,7 @@ REF_INPUTS = {
     "us_error": {"psp", "u_target", "v_post"},
     "us_reward": {"elig", "m"},
     "homeostatic_stdp": {"s_post", "tr_pre"},
+    "foldiak": {"x", "y"},
 }
 
 RATE_IN = ("x", "y", "w")

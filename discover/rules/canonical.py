@@ -4,6 +4,8 @@ Values and sources (DESIGN.md section 3):
 
 - Hebb + decay: ``eta*(x*y - lam*w)``; textbook form (Dayan & Abbott 2001, ch. 8.2).
 - Oja: ``eta*(x*y - y**2*w)``; Oja 1982, J. Math. Biol. 15:267, Eq. (3).
+- Foldiak (anti-Hebbian, for lateral weights): ``-eta*x*y`` (``x`` the presynaptic output);
+  Foldiak 1989, IJCNN, "Adaptive network for optimal linear feature extraction".
 - BCM: ``eta*x*y*(y - theta)``, ``theta`` a low-pass of ``y**2``; Intrator & Cooper 1992,
   Neural Networks 5:3 (the objective-function form of Bienenstock, Cooper & Munro 1982).
 - covariance: ``eta*(x - x_mean)*(y - y_mean)``; Sejnowski 1977, J. Math. Biol. 4:303.
@@ -48,7 +50,7 @@ class Canonical:
     name: str
     equation: str
     params: tuple[tuple[str, float], ...]
-    network: str  # "rate" or "lif"
+    network: str  # "rate", "lif", or "rate_lateral" (a lateral synapse's rule)
     timescales: tuple[tuple[str, float], ...] = ()
     source: str = ""
 
@@ -60,6 +62,9 @@ CANONICAL: dict[str, Canonical] = {
                   source="Dayan & Abbott 2001, ch. 8.2"),
         Canonical("oja", "eta*(x*y - y**2*w)", (("eta", 0.01),), "rate",
                   source="Oja 1982, Eq. (3)"),
+        Canonical("foldiak", "-eta*x*y", (("eta", 0.01),), "rate_lateral",
+                  source="Foldiak 1989 (IJCNN, 'Adaptive network for optimal linear feature extraction'): "
+                         "anti-Hebbian lateral weights, dq_ij = -alpha*y_i*y_j"),
         Canonical("bcm", "eta*x*y*(y - theta)", (("eta", 0.01),), "rate",
                   timescales=(("tau_theta", 20.0),),
                   source="Intrator & Cooper 1992"),

@@ -8,3 +8,4 @@ from . import infer  # noqa: F401  # isort: skip
 from . import error_driven  # noqa: F401  # isort: skip
 from . import reward_driven  # noqa: F401  # isort: skip
 from . import correlation_detection  # noqa: F401  # isort: skip
+from . import oja_subspace  # noqa: F401  # isort: skip

@@ -118,9 +118,10 @@ def run(cfg: Config | None, run_dir: str | Path, progress: bool = True) -> pd.Da
     names = set(available_variables(task))
     wanted = cfg.verify.canonical if cfg.verify.canonical is not None else [
         n for n, c in CANONICAL.items() if c.network == kind]
-    if types and wanted:  # a canonical rule is one type's: the task's references() pair them
-        print(f"note: verify: [verify] canonical is not run on network {kind}, which has one rule per synapse type "
-              f"({', '.join(types)}); its published rules are the task's references", file=sys.stderr)
+    if types:  # a canonical rule is one type's: the task's references() pair them
+        if cfg.verify.canonical:
+            print(f"note: verify: [verify] canonical is not run on network {kind}, which has one rule per synapse "
+                  f"type ({', '.join(types)}); its published rules are the task's references", file=sys.stderr)
         wanted = []
     for name in wanted:
         base = canonical_rule(name)

@@ -262,11 +262,23 @@ def cmd_run(args) -> None:
     paths = report.run(out)
     from discover.io import read_csv, selected_equation
 
-    sel = selected_equation(out)
     ver = read_csv(out / "verification.csv").set_index("rule")
-    rel = ver.loc[f"eq{sel['id']}", "relative_to_neural"] if f"eq{sel['id']}" in ver.index else float("nan")
-    print(f"\nselected equation:  dw = {sel['equation']}")
-    print(f"verified in the simulator: {rel:.1%} of the neural rule's objective ({len(front)} equations on the front)")
+    if "synapse" in front:  # one rule per synapse type: each type's pick, then all of them at once
+        from discover.io import selected_ids
+
+        ids = set(selected_ids(out))
+        print()
+        for _, r in front[front["id"].astype(str).isin(ids)].iterrows():
+            print(f"selected equation ({r['synapse']}):  dw = {r['equation']}")
+        rel = ver.loc["equations", "relative_to_neural"] if "equations" in ver.index else float("nan")
+        print(f"verified in the simulator, all equations at once: {rel:.1%} of the neural rule's objective "
+              f"({len(front)} equations on the fronts)")
+    else:
+        sel = selected_equation(out)
+        rel = ver.loc[f"eq{sel['id']}", "relative_to_neural"] if f"eq{sel['id']}" in ver.index else float("nan")
+        print(f"\nselected equation:  dw = {sel['equation']}")
+        print(f"verified in the simulator: {rel:.1%} of the neural rule's objective ({len(front)} equations on the "
+              "front)")
     print(f"report: {paths['report_md']}")
     warn_fit(out)
 

@@ -121,14 +121,17 @@ class OjaSubspace(Task):
         return self._terms(rollout, episode)[0]
 
     def references(self):
-        from ..rules import RuleSet, canonical_rule
+        from ..rules import RuleSet, SymbolicRule, canonical_rule
 
         c = self.config
+        oja = canonical_rule("oja", {"eta": c.eta_ff})
         # Oja 1982 feed-forward with Foldiak 1989 anti-Hebbian lateral weights; learning rates
-        # are this project's (eta_ff, eta_lat), for inputs of variance ~1 and 10^3 steps
-        return {"oja+foldiak": RuleSet.of({"ff": canonical_rule("oja", {"eta": c.eta_ff}),
-                                           "lat": canonical_rule("foldiak", {"eta": c.eta_lat})},
-                                          label="oja+foldiak")}
+        # are this project's (eta_ff, eta_lat), for inputs of variance ~1 and 10^3 steps. And
+        # Oja without lateral plasticity (L stays 0): what the lateral rule is for
+        return {"oja+foldiak": RuleSet.of({"ff": oja, "lat": canonical_rule("foldiak", {"eta": c.eta_lat})},
+                                          label="oja+foldiak"),
+                "oja_no_lateral": RuleSet.of({"ff": oja, "lat": SymbolicRule.from_string("0*w", label="none")},
+                                             label="oja_no_lateral")}
 
     def reference_kind(self):
         return "published"

@@ -14,6 +14,7 @@ import jax
 import numpy as np
 
 from .config import Config, ConfigError
+from .networks import present
 from .registry import NETWORKS, RULES, TASKS
 from .rules import Rule, SymbolicRule
 from .rules.base import DEFAULT_TIMESCALES, tidy
@@ -151,7 +152,7 @@ def probe_normalization(task, rule, key, episodes: int = 4):
         if n in given:
             norm.append(tuple(tidy(float(v)) for v in given[n]))
             continue
-        v = np.asarray(locs[n], np.float64).ravel()
+        v = present(task.network, np.asarray(locs[n], np.float64))  # synapses fixed fan-in keeps
         sd = float(v.std())
         norm.append((tidy(float(v.mean())), tidy(sd if sd > 1e-6 * max(float(np.abs(v).max()), 1e-300) else 1.0)))
     return tuple(norm)

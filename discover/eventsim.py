@@ -126,12 +126,14 @@ def _rows_local(pre, post_rows, w_rows, glob):
     return local
 
 
-def _dense_update(rule, w_min, w_max, params, W, pre, post, glob):
-    """The dense path's ``(clip(W + rule(local)), W @ s_pre)``: the tangent's definition."""
+def _dense_update(rule, w_min, w_max, mask, params, W, pre, post, glob):
+    """The dense path's ``(mask * clip(W + rule(local)), W @ s_pre)``: the tangent's definition."""
     dw = rule(params, _rows_local(pre, post, W, glob))
     W_new = W + jnp.broadcast_to(dw, W.shape)
     if w_min is not None or w_max is not None:
         W_new = jnp.clip(W_new, w_min, w_max)
+    if mask is not None:  # fixed fan-in: absent synapses stay 0
+        W_new = W_new * mask
     return W_new, W @ pre["s_pre"]
 
 
@@ -139,9 +141,10 @@ def _take(x, idx, axis):
     return jnp.take(x, idx, axis=axis, mode="fill", fill_value=0)
 
 
-def _event_update(rule, w_min, w_max, k_pre, k_post, chunk, params, W, pre, post, glob):
+def _event_update(rule, w_min, w_max, mask, k_pre, k_post, chunk, params, W, pre, post, glob):
     """The forward pass of :func:`plastic_update` over a flat batch ``[B, ...]`` of
-    networks (every argument's leaves carry the leading batch axis)."""
+    networks (every argument's leaves carry the leading batch axis); ``mask`` (fixed fan-in,
+    ``[n_post, n_pre]`` or ``None``) is one for the whole batch."""
     B, n_post, n_pre = W.shape
     clip = (lambda x: x) if w_min is None and w_max is None else (lambda x: jnp.clip(x, w_min, w_max))
     s_pre = jax.lax.stop_gradient(pre["s_pre"]) != 0  # which neurons spiked: forward values
@@ -194,13 +197,18 @@ def _event_update(rule, w_min, w_max, k_pre, k_post, chunk, params, W, pre, post
         syn = cols @ pre_c["s_pre"]
         dw = rule(p, _rows_local(pre_c, post_b, cols, glob_b))
         new = clip(cols + jnp.broadcast_to(dw, cols.shape))
+        if mask is not None:
+            new = new * _take(mask, idx, 1)
         return Wb.at[:, idx].set(new, mode="drop"), syn
 
     def rows(p, Wb, idx, pre_b, post_b, glob_b, done):
         w_rows = _take(Wb, idx, 0)  # [c, n_pre]
         post_r = {n: _take(v, idx, 0) for n, v in post_b.items()}
         dw = rule(p, _rows_local(pre_b, post_r, w_rows, glob_b))
-        new = jnp.where(done[None, :], w_rows, clip(w_rows + jnp.broadcast_to(dw, w_rows.shape)))
+        upd = clip(w_rows + jnp.broadcast_to(dw, w_rows.shape))
+        if mask is not None:
+            upd = upd * _take(mask, idx, 0)
+        new = jnp.where(done[None, :], w_rows, upd)
         return Wb.at[idx].set(new, mode="drop")
 
     def dense_update(i, carry):
@@ -208,7 +216,7 @@ def _event_update(rule, w_min, w_max, k_pre, k_post, chunk, params, W, pre, post
         # dw, which does not read W for most rules, out of the loop and compute it every step
         W, args = jax.lax.optimization_barrier((carry[0], (params, pre, post, glob)))
         p, pre_, post_, glob_ = args
-        return jax.vmap(functools.partial(_dense_update, rule, w_min, w_max))(p, W, pre_, post_, glob_)
+        return jax.vmap(functools.partial(_dense_update, rule, w_min, w_max, mask))(p, W, pre_, post_, glob_)
 
     W, syn = repeat(dense.astype(jnp.int32), dense_update, (W, jnp.zeros((B, n_post), W.dtype)))
 
@@ -229,14 +237,20 @@ def _event_update(rule, w_min, w_max, k_pre, k_post, chunk, params, W, pre, post
 
 
 @functools.lru_cache(maxsize=256)
-def _update_fn(rule, w_min, w_max, k_pre, k_post, chunk):
-    """The custom_jvp(custom_vmap) update for one rule and network configuration."""
+def _update_fn(rule, w_min, w_max, k_pre, k_post, chunk, fan_in=None, shape=None):
+    """The custom_jvp(custom_vmap) update for one rule and network configuration
+    (``fan_in = (K, seed)`` with ``shape = (n_post, n_pre)``: fixed fan-in connectivity)."""
+    mask = None
+    if fan_in is not None:
+        from .networks import fan_in_mask
+
+        mask = fan_in_mask(shape[0], shape[1], *fan_in)  # numpy: a constant of every trace (a cached jnp array would leak one)
 
     def flat_call(params, W, pre, post, glob):
         lead = W.shape[:-2]  # the batch dimensions of nested vmaps (none: one network)
         B = math.prod(lead)
         flat = jax.tree_util.tree_map(lambda x: x.reshape((B,) + x.shape[len(lead):]), (params, W, pre, post, glob))
-        W_new, syn = _event_update(rule, w_min, w_max, k_pre, k_post, chunk, *flat)
+        W_new, syn = _event_update(rule, w_min, w_max, mask, k_pre, k_post, chunk, *flat)
         return W_new.reshape(W.shape), syn.reshape(lead + syn.shape[1:])
 
     batched = custom_vmap(flat_call)
@@ -257,13 +271,13 @@ def _update_fn(rule, w_min, w_max, k_pre, k_post, chunk):
     def _jvp(primals, tangents):
         # differentiated: the dense update, values and tangents (its linearization needs every
         # synapse's dw anyway, and computing the event primal beside it costs more: 2x at 100 x 10)
-        return jax.jvp(functools.partial(_dense_update, rule, w_min, w_max), primals, tangents)
+        return jax.jvp(functools.partial(_dense_update, rule, w_min, w_max, mask), primals, tangents)
 
     return update
 
 
 def plastic_update(rule, params, W, pre: dict, post: dict, glob: dict, *, w_min=None, w_max=None,
-                   k_pre: int, k_post: int, chunk: int = CHUNK):
+                   k_pre: int, k_post: int, chunk: int = CHUNK, fan_in: tuple[int, int] | None = None):
     """One step's plasticity and synaptic input, event-driven.
 
     Args:
@@ -276,12 +290,16 @@ def plastic_update(rule, params, W, pre: dict, post: dict, glob: dict, *, w_min=
       k_pre, k_post: capacities (:func:`capacity`): a step with more spikes takes
         the dense update.
       chunk: spikes per chunk of the event loop.
+      fan_in: ``(K, seed)`` of fixed fan-in connectivity
+        (:func:`discover.networks.fan_in_mask`): absent synapses stay 0; ``None``: all to all.
 
     Returns:
       ``(W_new, W @ s_pre)``: equal to the dense ``clip(W + rule(local))`` and ``W @ s_pre``
       to float rounding, with the dense path's gradients.
     """
-    fn = _update_fn(rule, w_min, w_max, int(k_pre), int(k_post), int(chunk))
+    shape = tuple(int(n) for n in W.shape[-2:]) if fan_in is not None else None
+    fn = _update_fn(rule, w_min, w_max, int(k_pre), int(k_post), int(chunk),
+                    None if fan_in is None else (int(fan_in[0]), int(fan_in[1])), shape)
     return fn(params, W, pre, post, glob)
 
 

@@ -9,12 +9,14 @@ and batched over episodes with ``vmap`` by the tasks.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from . import eventsim
 from .config import ConfigError, NetworkConfig
@@ -64,24 +66,84 @@ def _clip(W, lo, hi):
     return jnp.clip(W, lo, hi)
 
 
+@functools.lru_cache(maxsize=64)
+def fan_in_mask(n_post: int, n_pre: int, fan_in: int, seed: int) -> np.ndarray:
+    """Fixed fan-in connectivity: ``mask [n_post, n_pre]`` (float32 0/1), each postsynaptic
+    neuron connected to ``fan_in`` presynaptic ones drawn without replacement (numpy's
+    generator from ``seed``: the same network on every machine)."""
+    rng = np.random.default_rng(seed)
+    mask = np.zeros((n_post, n_pre), np.float32)
+    for i in range(n_post):
+        mask[i, rng.choice(n_pre, size=fan_in, replace=False)] = 1.0
+    mask.setflags(write=False)
+    return mask
+
+
+class Connectivity:
+    """``fan_in`` (0: all to all) and ``fan_in_seed`` fields of a network with one ``W``:
+    absent synapses are 0 in the initial weights and stay 0 (their ``dw`` is dropped)."""
+
+    @property
+    def mask(self) -> np.ndarray | None:
+        """The connectivity ``[n_post, n_pre]`` (0/1), ``None`` for all to all."""
+        if not self.fan_in or self.fan_in >= self.n_pre:
+            return None
+        return fan_in_mask(self.n_post, self.n_pre, int(self.fan_in), int(self.fan_in_seed))
+
+    def _connect(self, W):
+        return W if self.mask is None else W * self.mask
+
+    def _check_fan_in(self):
+        if self.fan_in < 0 or self.fan_in > self.n_pre:
+            raise ValueError(f"network.fan_in = {self.fan_in} must be between 0 (all to all) and n_pre = {self.n_pre}")
+
+
+def present(network, values) -> np.ndarray:
+    """``values [..., n_post, k]`` (a recording of locals, the first ``k`` inputs' synapses)
+    flattened, without the synapses fixed fan-in leaves out (all of them where it leaves
+    none out): distillation's samples and the normalization probe see only real synapses."""
+    v = np.asarray(values)
+    mask = getattr(network, "mask", None)
+    if mask is None or v.ndim < 2 or v.shape[-2] != mask.shape[0]:
+        return v.reshape(-1)
+    keep = np.broadcast_to(mask[:, :v.shape[-1]] > 0, v.shape)
+    return v[keep]
+
+
+def check_fan_in(cfg) -> None:
+    """``[network] fan_in`` against ``[task] n_pre`` (a config's check)."""
+    k = getattr(cfg.network, "fan_in", 0)
+    if k and k > cfg.task.n_pre:
+        raise ConfigError(f"[network] fan_in = {k} is more than the n_pre = {cfg.task.n_pre} inputs; use at most "
+                          f"{cfg.task.n_pre} (or 0: all to all)")
+
+
 @dataclass(frozen=True)
 class RateConfig(NetworkConfig):
     kind: str = "rate"
     activation: str = "linear"
     w_min: float | None = None
     w_max: float | None = None
+    fan_in: int = 0  # > 0: each neuron has this many inputs, drawn once from fan_in_seed (0: all to all)
+    fan_in_seed: int = 0
 
     choices: ClassVar[dict[str, tuple]] = {"activation": ("linear", "tanh", "sigmoid", "relu", "softplus")}
+    nonnegative: ClassVar[tuple[str, ...]] = ("fan_in",)
+
+    def check(self, cfg):
+        super().check(cfg)
+        check_fan_in(cfg)
 
 
 @NETWORKS.register("rate")
 @dataclass(frozen=True)
-class RateNetwork(Network):
+class RateNetwork(Connectivity, Network):
     """``y = f(W x)``; traces for BCM (``theta``) and the covariance rule (means).
 
     ``theta`` is the low-pass of ``y**2`` with time constant ``tau_theta`` (steps), as in
     Intrator & Cooper 1992; ``x_mean``, ``y_mean`` low-pass ``x``, ``y`` with ``tau_mean``.
     Traces are updated with the current step's activity before the rule reads them.
+    ``fan_in > 0``: fixed sparse connectivity (:func:`fan_in_mask`).
     """
 
     n_pre: int
@@ -89,6 +151,8 @@ class RateNetwork(Network):
     activation: str = "linear"
     w_min: float | None = None
     w_max: float | None = None
+    fan_in: int = 0
+    fan_in_seed: int = 0
 
     Config: ClassVar[type] = RateConfig
     kind: ClassVar[str] = "rate"
@@ -100,9 +164,10 @@ class RateNetwork(Network):
     def __post_init__(self):
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"network.activation {self.activation!r} unknown; use one of {', '.join(ACTIVATIONS)}")
+        self._check_fan_in()
 
     def init_state(self, W0, theta0=None):
-        W0 = jnp.asarray(W0, jnp.float32)
+        W0 = self._connect(jnp.asarray(W0, jnp.float32))
         return {
             "W": W0,
             "theta": jnp.zeros((self.n_post,), jnp.float32) if theta0 is None else jnp.asarray(theta0, jnp.float32),
@@ -123,7 +188,8 @@ class RateNetwork(Network):
             "m": inp.get("m", jnp.zeros((), jnp.float32)),
         }
         dw = rule(rparams, local)
-        new = {"W": _clip(W + dw, self.w_min, self.w_max), "theta": theta, "x_mean": x_mean, "y_mean": y_mean}
+        new = {"W": self._connect(_clip(W + dw, self.w_min, self.w_max)), "theta": theta, "x_mean": x_mean,
+               "y_mean": y_mean}
         return new, local
 
 
@@ -268,12 +334,15 @@ class LIFConfig(NetworkConfig):
     # dt <= EVENT_MAX_DT, a CPU)
     engine: str = "auto"
     event_capacity: int = 0  # most spikes per step and side the event engine takes, else dense (0: from n, dt)
+    fan_in: int = 0  # > 0: each neuron has this many inputs, drawn once from fan_in_seed (0: all to all)
+    fan_in_seed: int = 0
 
     choices: ClassVar[dict[str, tuple]] = {"synapse": ("current", "conductance", "delta"),
                                            "integration": ("exact", "euler"), "post_mode": ("given", "closed"),
                                            "engine": ("auto", "dense", "event")}
     positive: ClassVar[tuple[str, ...]] = ("dt", "tau_m", "tau_syn", "rho", "delta", "tau_elig")
-    nonnegative: ClassVar[tuple[str, ...]] = ("t_ref", "w_scale", "dw_tau", "elig_rho", "elig_delta", "event_capacity")
+    nonnegative: ClassVar[tuple[str, ...]] = ("t_ref", "w_scale", "dw_tau", "elig_rho", "elig_delta", "event_capacity",
+                                              "fan_in")
 
     def check(self, cfg):
         super().check(cfg)
@@ -295,6 +364,7 @@ class LIFConfig(NetworkConfig):
         if self.engine == "event" and why:
             raise ConfigError(f"[network] engine = \"event\" cannot simulate this network: {why}; use engine = "
                               "\"auto\" (picks the dense path here) or \"dense\"")
+        check_fan_in(cfg)
 
 
 #: the auto engine's smallest network for the event path (n_pre * n_post; below it the
@@ -318,7 +388,7 @@ def dense_only(net) -> str | None:
 
 @NETWORKS.register("lif")
 @dataclass(frozen=True)
-class LIFNetwork(Network):
+class LIFNetwork(Connectivity, Network):
     """Leaky integrate-and-fire neurons driven by presynaptic spike trains.
 
     Membrane (mV, ms): ``tau_m dv/dt = (v_rest - v) + I`` (current-based, ``I`` in mV,
@@ -348,6 +418,9 @@ class LIFNetwork(Network):
     ``dw_tau > 0``: the rule's output is low-passed with that time constant (ms) and the
     low-pass, not the output, is added to ``w`` each step (the plasticity induction variable
     of Jordan et al. 2021's ``us_sympy_synapse``, ``tau_I``).
+
+    ``fan_in = K > 0``: fixed sparse connectivity, each neuron with ``K`` inputs drawn once
+    from ``fan_in_seed`` (:func:`fan_in_mask`); absent synapses stay 0 on both engines.
 
     ``post_mode = "given"`` takes postsynaptic spikes from the inputs (open loop);
     ``"closed"`` generates them from the membrane, with a surrogate gradient.
@@ -407,6 +480,8 @@ class LIFNetwork(Network):
     elig_delta: float = 0.0
     engine: str = "auto"
     event_capacity: int = 0
+    fan_in: int = 0
+    fan_in_seed: int = 0
     v0: float | None = None
 
     Config: ClassVar[type] = LIFConfig
@@ -426,6 +501,7 @@ class LIFNetwork(Network):
         if self.engine == "event" and why:
             raise ValueError(f"network.engine = \"event\" cannot simulate this network: {why}; use engine = "
                              "\"auto\" (picks the dense path here) or \"dense\"")
+        self._check_fan_in()
 
     def engine_for(self, rule: Rule) -> str:
         """``"dense"`` or ``"event"``: how :meth:`step` computes plasticity and synaptic input
@@ -451,7 +527,7 @@ class LIFNetwork(Network):
         z_pre = jnp.zeros((self.n_pre,), jnp.float32)
         v0 = self.v_rest if self.v0 is None else self.v0
         state = {
-            "W": jnp.asarray(W0, jnp.float32),
+            "W": self._connect(jnp.asarray(W0, jnp.float32)),
             "v": z_post + v0, "g": z_post, "ref": z_post,
             "tr_pre": z_pre, "tr_post": z_post, "tr_pre_slow": z_pre, "tr_post_slow": z_post,
             "psp": z_pre, "isyn": z_pre,
@@ -575,7 +651,8 @@ class LIFNetwork(Network):
                 rule, rparams, W, {n: vec[n] for n in eventsim.PRE_SIDE if n in reads},
                 {n: vec[n] for n in eventsim.POST_SIDE if n in reads}, {"m": local["m"]} if "m" in reads else {},
                 w_min=self.w_min, w_max=self.w_max, k_pre=eventsim.capacity(self.n_pre, self.dt, self.event_capacity),
-                k_post=eventsim.capacity(self.n_post, self.dt, self.event_capacity))
+                k_post=eventsim.capacity(self.n_post, self.dt, self.event_capacity),
+                fan_in=(self.fan_in, self.fan_in_seed) if self.mask is not None else None)
             local["s_post"] = s_out[:, None]
         else:
             if self.escape_noise:
@@ -588,7 +665,7 @@ class LIFNetwork(Network):
             if self.dw_tau > 0:  # the synapse's plasticity induction variable (Jordan et al. 2021, us_sympy_synapse)
                 a = math.exp(-self.dt / self.dw_tau)
                 dw = new["dw_lp"] = state["dw_lp"] * a + (1.0 - a) * dw
-            W_new = _clip(W + dw, self.w_min, self.w_max)
+            W_new = self._connect(_clip(W + dw, self.w_min, self.w_max))
             syn = W @ s_pre
         g = g + self.w_scale * syn
         if self.reset:

@@ -14,6 +14,8 @@ import warnings
 import jax
 import numpy as np
 
+from discover.networks import present
+
 
 class OutOfRangeWarning(UserWarning):
     """The neural rule is queried far outside the range it was trained on."""
@@ -42,7 +44,7 @@ def visited_samples(task, rule, params, key, episodes: int, samples: int, event_
     per = max(1, samples // episodes)
     rows, groups = [], []
     for e in range(episodes):
-        cols = [np.asarray(locs[n][e], np.float64).reshape(-1) for n in names]
+        cols = [present(task.network, np.asarray(locs[n][e], np.float64)) for n in names]  # real synapses only
         M = np.stack(cols, axis=-1)
         spikes = [i for i, n in enumerate(names) if n in ("s_pre", "s_post")]
         if spikes and (event_fraction > 0 or not task.between_spikes):

@@ -147,7 +147,7 @@ def test_chunks_of_one_spike_and_vmap():
                                        k_post=n_post, chunk=1)
 
     def dense(W, pre, post):
-        return eventsim._dense_update(rule, 0.0, 1.0, params, W, pre, post, {})
+        return eventsim._dense_update(rule, 0.0, 1.0, None, params, W, pre, post, {})
 
     got = jax.jit(jax.vmap(jax.vmap(event)))(W, pre, post)
     want = jax.vmap(jax.vmap(dense))(W, pre, post)

@@ -244,7 +244,8 @@ def _update_fn(rule, w_min, w_max, k_pre, k_post, chunk, fan_in=None, shape=None
     if fan_in is not None:
         from .networks import fan_in_mask
 
-        mask = fan_in_mask(shape[0], shape[1], *fan_in)  # numpy: a constant of every trace (a cached jnp array would leak one)
+        # numpy: a constant of every trace (a jnp array made here would leak the first trace's)
+        mask = fan_in_mask(shape[0], shape[1], *fan_in)
 
     def flat_call(params, W, pre, post, glob):
         lead = W.shape[:-2]  # the batch dimensions of nested vmaps (none: one network)

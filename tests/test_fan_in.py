@@ -6,13 +6,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from test_event_engine import closed_loop, song_network
 
 from discover.config import ConfigError, config_from_dict
 from discover.networks import LIFNetwork, RateNetwork, fan_in_mask, present
 from discover.rollout import rollout
 from discover.rules import canonical_rule
-
-from test_event_engine import closed_loop, song_network
 
 
 def test_mask_has_fan_in_partners_per_neuron_and_depends_on_the_seed_only():

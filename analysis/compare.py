@@ -47,6 +47,7 @@ from .metrics import (
     network_kind,
     normalized_coefficients,
     parse,
+    population,
     term_jaccard,
 )
 
@@ -97,7 +98,7 @@ def _mean(parts: list[float]) -> float:
 
 
 def compare_equation(equation: str, network: str | None = None, timescales: Mapping[str, float] | None = None,
-                     behaviour: bool = True, checks: Sequence | None = None) -> Comparison:
+                     behaviour: bool = True, checks: Sequence | None = None, population: str = "") -> Comparison:
     """Compare one equation with the canonical rules of its network kind, at both levels.
 
     Args:
@@ -108,6 +109,8 @@ def compare_equation(equation: str, network: str | None = None, timescales: Mapp
       checks: the behaviour checks (:class:`analysis.checks.BehaviourCheck`); default
         :func:`default_checks`. Those that apply to the equation run in order; one whose
         ``requires`` did not succeed is skipped.
+      population: the synapses the equation is for (``"inh"``: canonical rules of
+        inhibitory synapses join the comparison; :func:`analysis.metrics.population`).
 
     Returns:
       A :class:`Comparison`; a check that cannot run (:func:`analysis.checks.simulation_errors`,
@@ -122,7 +125,7 @@ def compare_equation(equation: str, network: str | None = None, timescales: Mapp
     """
     expr = parse(equation)
     network = network or network_kind(expr)
-    table = equation_comparison(equation, network)
+    table = equation_comparison(equation, network, population)
     if not behaviour:
         return Comparison(table)
     from .checks import simulation_errors
@@ -250,7 +253,7 @@ def compare_run(run_dir: str | os.PathLike, behaviour: bool = True) -> Compariso
     timescales, ts_note = run_timescales(run_dir) if behaviour else ({}, "")
     if not {s.name for s in expr.free_symbols} & set(TRACE_VARIABLES):
         ts_note = ""  # the equation reads no trace: its time constants do not matter
-    result = compare_equation(text, network, timescales, behaviour=behaviour)
+    result = compare_equation(text, network, timescales, behaviour=behaviour, population=population(config))
     result.table["equation_id"] = str(row["id"])
     if ts_note:
         result.notes.append(ts_note[0].upper() + ts_note[1:] + ".")

@@ -131,11 +131,19 @@ def canonical_expression(name: str):
     return sympy.expand(canonical_rule(name).bound_expr())
 
 
-def canonical_names(network: str) -> list[str]:
-    """Names of the canonical rules of a network kind (``"rate"`` or ``"lif"``)."""
+def canonical_names(network: str, population: str = "") -> list[str]:
+    """Names of the canonical rules of a network kind (``"rate"`` or ``"lif"``): those for
+    every synapse, and those for ``population``'s (``"inh"``: Vogels et al.'s inhibitory STDP)."""
     from discover.rules import CANONICAL
 
-    return [n for n, c in CANONICAL.items() if c.network == network]
+    return [n for n, c in CANONICAL.items() if c.network == network and c.population in ("", population)]
+
+
+def population(config: Mapping[str, Any] | None) -> str:
+    """The synapses a run's rule is for, as :class:`discover.rules.canonical.Canonical` names
+    them: ``"inh"`` where ``[network] plastic = "inh"``, else ``""`` (every synapse)."""
+    net = (config or {}).get("network") if isinstance(config, Mapping) else None
+    return "inh" if isinstance(net, Mapping) and net.get("plastic") == "inh" else ""
 
 
 def network_kind(expr, config: Mapping[str, Any] | None = None) -> str:
@@ -165,7 +173,7 @@ def _latex(expr) -> str:
     return expr_latex(expr)
 
 
-def equation_comparison(equation: str, network: str) -> pd.DataFrame:
+def equation_comparison(equation: str, network: str, population: str = "") -> pd.DataFrame:
     """Equation-level comparison of one equation with every canonical rule of ``network``.
 
     Args:
@@ -183,7 +191,7 @@ def equation_comparison(equation: str, network: str) -> pd.DataFrame:
     expr = parse(equation)
     eq_terms = expression_terms(expr)
     eq_norm = normalized_coefficients(eq_terms)
-    names = canonical_names(network)
+    names = canonical_names(network, population)
     if not names:
         raise CompareUnavailable(f"no canonical rule is defined for network kind {network!r}")
     rows = []
@@ -243,5 +251,5 @@ def mark_closest(df: pd.DataFrame) -> pd.DataFrame:
 
 
 __all__ = ["COLUMNS", "CompareUnavailable", "normalized_coefficients", "term_jaccard", "coefficient_distance",
-           "parse", "expression_terms", "canonical_expression", "canonical_names", "network_kind", "short_text",
-           "equation_comparison", "mark_closest"]
+           "parse", "expression_terms", "canonical_expression", "canonical_names", "population", "network_kind",
+           "short_text", "equation_comparison", "mark_closest"]

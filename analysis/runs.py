@@ -25,6 +25,7 @@ from .metrics import (
     network_kind,
     normalized_coefficients,
     parse,
+    population,
     short_text,
 )
 
@@ -80,7 +81,7 @@ def runs_table(run_dirs: Sequence[str | os.PathLike]) -> pd.DataFrame:
         coefs = normalized_coefficients(expression_terms(expr))
         comp = rundir.read_comparison(d)
         if comp is None or comp.empty or str(comp["equation_id"].iloc[0]) != str(row["id"]):
-            comp = equation_comparison(text, network_kind(expr, config))
+            comp = equation_comparison(text, network_kind(expr, config), population(config))
         best = comp[comp["closest"]].iloc[0]
         verification = rundir.read_verification(d)
         ver = _verified(verification, row)

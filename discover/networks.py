@@ -103,7 +103,7 @@ def present(network, values) -> np.ndarray:
     flattened, without the synapses fixed fan-in leaves out (all of them where it leaves
     none out): distillation's samples and the normalization probe see only real synapses."""
     v = np.asarray(values)
-    mask = getattr(network, "mask", None)
+    mask = getattr(network, "sample_mask", getattr(network, "mask", None))
     if mask is None or v.ndim < 2 or v.shape[-2] != mask.shape[0]:
         return v.reshape(-1)
     keep = np.broadcast_to(mask[:, :v.shape[-1]] > 0, v.shape)
@@ -336,13 +336,21 @@ class LIFConfig(NetworkConfig):
     event_capacity: int = 0  # most spikes per step and side the event engine takes, else dense (0: from n, dt)
     fan_in: int = 0  # > 0: each neuron has this many inputs, drawn once from fan_in_seed (0: all to all)
     fan_in_seed: int = 0
+    # excitatory and inhibitory inputs (conductance synapses): the first n_inh inputs are
+    # inhibitory, reversal E_i, conductance decay tau_syn_i, each spike adds w_scale_i * w
+    n_inh: int = 0
+    E_i: float = -80.0
+    tau_syn_i: float = 10.0
+    w_scale_i: float = 1.0
+    plastic: str = "all"  # which inputs' synapses the rule changes: "all", "exc" or "inh"
 
-    choices: ClassVar[dict[str, tuple]] = {"synapse": ("current", "conductance", "delta"),
+    choices: ClassVar[dict[str, tuple]] = {"plastic": ("all", "exc", "inh"),
+                                           "synapse": ("current", "conductance", "delta"),
                                            "integration": ("exact", "euler"), "post_mode": ("given", "closed"),
                                            "engine": ("auto", "dense", "event")}
-    positive: ClassVar[tuple[str, ...]] = ("dt", "tau_m", "tau_syn", "rho", "delta", "tau_elig")
+    positive: ClassVar[tuple[str, ...]] = ("dt", "tau_m", "tau_syn", "rho", "delta", "tau_elig", "tau_syn_i")
     nonnegative: ClassVar[tuple[str, ...]] = ("t_ref", "w_scale", "dw_tau", "elig_rho", "elig_delta", "event_capacity",
-                                              "fan_in")
+                                              "fan_in", "n_inh", "w_scale_i")
 
     def check(self, cfg):
         super().check(cfg)
@@ -365,6 +373,17 @@ class LIFConfig(NetworkConfig):
             raise ConfigError(f"[network] engine = \"event\" cannot simulate this network: {why}; use engine = "
                               "\"auto\" (picks the dense path here) or \"dense\"")
         check_fan_in(cfg)
+        if self.n_inh:
+            if self.synapse != "conductance":
+                raise ConfigError(f"[network] n_inh = {self.n_inh} inhibitory inputs need conductance synapses (their "
+                                  "reversal potential E_i): set synapse = \"conductance\"")
+            if self.n_inh > cfg.task.n_pre:
+                raise ConfigError(f"[network] n_inh = {self.n_inh} is more than the n_pre = {cfg.task.n_pre} inputs")
+            if self.dt >= self.tau_syn_i:
+                raise ConfigError(f"[network] dt = {self.dt} ms must be below tau_syn_i = {self.tau_syn_i} ms")
+        elif self.plastic != "all":
+            raise ConfigError(f"[network] plastic = \"{self.plastic}\" needs inhibitory inputs: set n_inh > 0 (the "
+                              "first n_inh inputs are inhibitory)")
 
 
 #: the auto engine's smallest network for the event path (n_pre * n_post; below it the
@@ -383,6 +402,8 @@ def dense_only(net) -> str | None:
         return f"dw_tau = {net.dw_tau} ms low-passes every synapse's dw, which then changes in every step"
     if net.escape_noise:
         return "escape_noise = true keeps a per-synapse eligibility trace (elig) that changes in every step"
+    if net.n_inh:
+        return "n_inh > 0: excitatory and inhibitory inputs drive two conductances, summed apart"
     return None
 
 
@@ -421,6 +442,13 @@ class LIFNetwork(Connectivity, Network):
 
     ``fan_in = K > 0``: fixed sparse connectivity, each neuron with ``K`` inputs drawn once
     from ``fan_in_seed`` (:func:`fan_in_mask`); absent synapses stay 0 on both engines.
+
+    ``n_inh > 0`` (conductance synapses): the first ``n_inh`` inputs are inhibitory, with a
+    conductance of their own (reversal ``E_i``, decay ``tau_syn_i``, ``w_scale_i`` per unit
+    weight): ``tau_m dv/dt = (v_rest - v) + g_e (E_e - v) + g_i (E_i - v)`` (Vogels et al.
+    2011's neuron; exact exponential with both conductances frozen over the step).
+    ``plastic = "inh"`` (or ``"exc"``) lets the rule change only those synapses; the others
+    keep their initial weights.
 
     ``post_mode = "given"`` takes postsynaptic spikes from the inputs (open loop);
     ``"closed"`` generates them from the membrane, with a surrogate gradient.
@@ -482,6 +510,11 @@ class LIFNetwork(Connectivity, Network):
     event_capacity: int = 0
     fan_in: int = 0
     fan_in_seed: int = 0
+    n_inh: int = 0
+    E_i: float = -80.0
+    tau_syn_i: float = 10.0
+    w_scale_i: float = 1.0
+    plastic: str = "all"
     v0: float | None = None
 
     Config: ClassVar[type] = LIFConfig
@@ -502,6 +535,30 @@ class LIFNetwork(Connectivity, Network):
             raise ValueError(f"network.engine = \"event\" cannot simulate this network: {why}; use engine = "
                              "\"auto\" (picks the dense path here) or \"dense\"")
         self._check_fan_in()
+        if self.n_inh and (self.synapse != "conductance" or self.n_inh > self.n_pre):
+            raise ValueError(f"network.n_inh = {self.n_inh} needs synapse = \"conductance\" and at most n_pre = "
+                             f"{self.n_pre} inputs")
+
+    @property
+    def n_exc(self) -> int:
+        return self.n_pre - self.n_inh
+
+    @property
+    def plastic_columns(self) -> np.ndarray | None:
+        """``[n_pre]`` 0/1: the inputs whose synapses the rule changes (``None``: all)."""
+        if self.plastic == "all" or not self.n_inh:
+            return None
+        cols = np.zeros(self.n_pre, np.float32)
+        cols[: self.n_inh] = 1.0  # the first n_inh inputs are inhibitory
+        return cols if self.plastic == "inh" else 1.0 - cols
+
+    @property
+    def sample_mask(self) -> np.ndarray | None:
+        """``[n_post, n_pre]`` 0/1: the synapses that exist and learn (distillation's samples)."""
+        cols, mask = self.plastic_columns, self.mask
+        if cols is None:
+            return mask
+        return cols[None, :] * (np.ones((self.n_post, self.n_pre), np.float32) if mask is None else mask)
 
     def engine_for(self, rule: Rule) -> str:
         """``"dense"`` or ``"event"``: how :meth:`step` computes plasticity and synaptic input
@@ -528,7 +585,7 @@ class LIFNetwork(Connectivity, Network):
         v0 = self.v_rest if self.v0 is None else self.v0
         state = {
             "W": self._connect(jnp.asarray(W0, jnp.float32)),
-            "v": z_post + v0, "g": z_post, "ref": z_post,
+            "v": z_post + v0, "g": z_post, "ref": z_post, **({"gi": z_post} if self.n_inh else {}),
             "tr_pre": z_pre, "tr_post": z_post, "tr_pre_slow": z_pre, "tr_post_slow": z_post,
             "psp": z_pre, "isyn": z_pre,
         }
@@ -581,8 +638,16 @@ class LIFNetwork(Connectivity, Network):
         z = jnp.zeros(s_pre.shape[1:], jnp.float32)
         return jax.lax.scan(f, (z, z), s_pre)[1]
 
-    def _membrane(self, v, g):
+    def _membrane(self, v, g, gi=None):
         dt, tau_m = self.dt, self.tau_m
+        if gi is not None:  # excitatory and inhibitory conductances (Vogels et al. 2011's neuron)
+            if self.integration == "euler":
+                dv = ((self.v_rest - v) + g * (self.E_e - v) + gi * (self.E_i - v)) / tau_m
+                return v + dt * dv, g - dt * g / self.tau_syn, gi - dt * gi / self.tau_syn_i
+            G = 1.0 + g + gi
+            v_inf = (self.v_rest + g * self.E_e + gi * self.E_i) / G
+            v_new = v_inf + (v - v_inf) * jnp.exp(-dt * G / tau_m)
+            return v_new, g * math.exp(-dt / self.tau_syn), gi * math.exp(-dt / self.tau_syn_i)
         if self.synapse == "delta":  # g: the jump the last step's input spikes give v (NEST iaf_psc_delta)
             if self.integration == "euler":
                 return v + dt * (self.v_rest - v) / tau_m + g, jnp.zeros_like(g)
@@ -608,7 +673,10 @@ class LIFNetwork(Connectivity, Network):
         tau = rule.tau(rparams)
         s_pre = inp["s_pre"]
         refractory = state["ref"] > 0
-        v_int, g = self._membrane(state["v"], state["g"])
+        if self.n_inh:
+            v_int, g, gi = self._membrane(state["v"], state["g"], state["gi"])
+        else:
+            v_int, g = self._membrane(state["v"], state["g"])
         v = jnp.where(refractory, state["v"], v_int)
         psp, isyn = self._psp_step(state["psp"], state["isyn"])
         if self.post_mode == "given":
@@ -661,12 +729,18 @@ class LIFNetwork(Connectivity, Network):
                 elig = new["elig"] = state["elig"] * a + (1.0 - a) * drive[:, None] * psp[None, :]
                 local["elig"] = elig
             dw = rule(rparams, local)
+            if self.plastic_columns is not None:  # only the chosen population's synapses learn
+                dw = dw * self.plastic_columns
             local["s_post"] = s_out[:, None]
             if self.dw_tau > 0:  # the synapse's plasticity induction variable (Jordan et al. 2021, us_sympy_synapse)
                 a = math.exp(-self.dt / self.dw_tau)
                 dw = new["dw_lp"] = state["dw_lp"] * a + (1.0 - a) * dw
             W_new = self._connect(_clip(W + dw, self.w_min, self.w_max))
             syn = W @ s_pre
+        if self.n_inh:  # the first n_inh inputs inhibitory, the others excitatory
+            ni = self.n_inh
+            syn = W[:, ni:] @ s_pre[ni:]
+            new["gi"] = gi + self.w_scale_i * (W[:, :ni] @ s_pre[:ni])
         g = g + self.w_scale * syn
         if self.reset:
             v = v * (1.0 - s_post) + self.v_reset * s_post

@@ -116,8 +116,10 @@ def run(cfg: Config | None, run_dir: str | Path, progress: bool = True) -> pd.Da
     probe = jax.tree_util.tree_map(lambda a: a[:4], episodes)
     kind = task.network.kind
     names = set(available_variables(task))
+    # a run of inhibitory synapses is compared with the rules for those (Vogels et al. 2011's)
+    pop = "inh" if getattr(task.network, "plastic", "all") == "inh" else ""
     wanted = cfg.verify.canonical if cfg.verify.canonical is not None else [
-        n for n, c in CANONICAL.items() if c.network == kind]
+        n for n, c in CANONICAL.items() if c.network == kind and c.population == pop]
     if types:  # a canonical rule is one type's: the task's references() pair them
         if cfg.verify.canonical:
             print(f"note: verify: [verify] canonical is not run on network {kind}, which has one rule per synapse "

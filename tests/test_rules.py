@@ -37,6 +37,7 @@ REFERENCE = {
     "us_reward": lambda p, v: p["eta"] * v["elig"] * (v["m"] - 1.0),
     "homeostatic_stdp": lambda p, v: v["s_post"] * (p["lam"] * v["tr_pre"] + p["w_out"]),
     "foldiak": lambda p, v: -p["eta"] * v["x"] * v["y"],
+    "vogels_istdp": lambda p, v: p["eta"] * (v["s_pre"] * (v["tr_post"] - p["alpha"]) + v["s_post"] * v["tr_pre"]),
 }
 REF_INPUTS = {
     "hebb_decay": {"x", "y", "w"},
@@ -49,6 +50,7 @@ REF_INPUTS = {
     "us_reward": {"elig", "m"},
     "homeostatic_stdp": {"s_post", "tr_pre"},
     "foldiak": {"x", "y"},
+    "vogels_istdp": {"s_pre", "s_post", "tr_pre", "tr_post"},
 }
 
 RATE_IN = ("x", "y", "w")

@@ -17,6 +17,10 @@ Values and sources (DESIGN.md section 3):
   A2_minus = 7.1e-3, A3_minus = 0, tau_plus = 16.8 ms, tau_minus = 33.7 ms,
   tau_y = 114 ms; tau_x = 101 ms is unused when A3_minus = 0).
 
+- inhibitory STDP (Vogels et al. 2011, Science 334:1569): ``eta*(s_pre*(tr_post - alpha) +
+  s_post*tr_pre)``, ``alpha = 2*rho0*tau`` = 0.2 for a target rate rho0 = 5 Hz, tau = 20 ms;
+  for inhibitory synapses only (``population = "inh"``).
+
 - error-driven (Urbanczik & Senn 2014, Neuron 81:521, Eq. 4 with the potential as the
   target): ``eta*psp*(u_target - v_post)``, ``eta = 1.7`` as in Jordan et al. 2021's
   error-driven task (e2l-cgp-snn, experiments/error_driven/write_job.py, ``lr``; their
@@ -53,6 +57,9 @@ class Canonical:
     network: str  # "rate", "lif", or "rate_lateral" (a lateral synapse's rule)
     timescales: tuple[tuple[str, float], ...] = ()
     source: str = ""
+    # the synapses it is for, where not every one ("inh": inhibitory synapses, a network with
+    # [network] plastic = "inh"); such a rule is compared only with runs of those synapses
+    population: str = ""
 
 
 CANONICAL: dict[str, Canonical] = {
@@ -89,6 +96,13 @@ CANONICAL: dict[str, Canonical] = {
                          "nest/stdp-homeostatic-synapse-module: at a postsynaptic spike w += lambda*Wmax*(1 - "
                          "w/Wmax)**mu_plus*K_plus + Wout; generate_figure_data.py: lambda = 0.01, mu_plus = 0, "
                          "Wout = -0.0015, tau_plus = 20 ms, Wmax = 1)"),
+        Canonical("vogels_istdp", "eta*(s_pre*(tr_post - alpha) + s_post*tr_pre)", (("eta", 0.01), ("alpha", 0.2)),
+                  "lif", timescales=(("tau_pre", 20.0), ("tau_post", 20.0)), population="inh",
+                  source="Vogels, Sprekeler, Zenke, Clopath & Gerstner 2011, Science 334:1569, inhibitory STDP: "
+                         "w += eta*(x_post - alpha) at a presynaptic spike, w += eta*x_pre at a postsynaptic one, "
+                         "traces of tau_STDP = 20 ms, alpha = 2*rho0*tau_STDP = 0.2 for rho0 = 5 Hz; eta = 0.01 is "
+                         "this project's (configs/inhibitory_balance.toml reaches 5 Hz within 2 s; the paper's "
+                         "1e-4 takes minutes of simulated time)"),
         Canonical("us_reward", "eta*elig*(m - 1)", (("eta", 1e8),), "lif",
                   source="Urbanczik & Senn 2009 as in Jordan et al. 2021's reward-driven task (sim.py: "
                          "plasticity_rule); eta = 1e8 per trial, the best of 5e7, 1e8, 2e8 on 16 pattern sets of "

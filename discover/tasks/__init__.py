@@ -9,3 +9,4 @@ from . import error_driven  # noqa: F401  # isort: skip
 from . import reward_driven  # noqa: F401  # isort: skip
 from . import correlation_detection  # noqa: F401  # isort: skip
 from . import oja_subspace  # noqa: F401  # isort: skip
+from . import inhibitory_balance  # noqa: F401  # isort: skip

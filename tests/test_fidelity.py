@@ -481,3 +481,51 @@ def test_refractory_period_follows_brian2_timestep_rule(engine):
     np.testing.assert_array_equal(np.diff(spikes), n)  # fires again as soon as t - t_spike = t_ref
     k = spikes[0]
     np.testing.assert_array_equal(np.asarray(v)[k + 1:k + n], net.v_reset)  # held n - 1 steps
+
+
+# ================================================ E/I neuron with inhibitory STDP (Vogels 2011)
+#
+# benchmarks/brian2_vogels_reference.py: imposed Poisson trains onto a conductance-based
+# neuron with excitatory (fixed) and inhibitory (Vogels et al. 2011's rule) synapses,
+# exponential Euler at dt = 0.1 ms, 5 ms refractory; the output spikes and final weights.
+
+
+def vogels_run(ref, eta, engine):
+    import sys
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from brian2_vogels_reference import spike_trains
+
+    p = ref["params"]
+    S = jnp.asarray(spike_trains(p))
+    net = LIFNetwork(n_pre=p["n_inh"] + p["n_exc"], n_post=1, dt=p["dt"], tau_m=p["tau_m"], v_rest=p["v_rest"],
+                     v_th=p["v_th"], v_reset=p["v_reset"], t_ref=p["t_ref"], synapse="conductance",
+                     tau_syn=p["tau_e"], E_e=p["E_e"], n_inh=p["n_inh"], E_i=p["E_i"], tau_syn_i=p["tau_i"],
+                     w_scale=p["w_scale"], w_scale_i=p["w_scale_i"], w_min=0.0, w_max=p["w_max"],
+                     integration="exact", post_mode="closed", plastic="inh", engine=engine)
+    rule = canonical_rule("vogels_istdp", {"eta": eta, "alpha": p["alpha"], "tau_pre": p["tau_stdp"],
+                                           "tau_post": p["tau_stdp"]})
+    params = rule.init(jax.random.key(0))
+    W0 = jnp.asarray([[p["w_inh0"]] * p["n_inh"] + [p["w_exc"]] * p["n_exc"]], jnp.float32)
+
+    def step(state, s):
+        state, loc = net.step(rule, params, state, {"s_pre": s})
+        return state, loc["s_post"][0]
+
+    state, post = jax.jit(lambda S: jax.lax.scan(step, net.init_state(W0), S))(S)
+    times = np.flatnonzero(np.asarray(post)) * p["dt"]
+    return times, np.asarray(state["W"])[0, : p["n_inh"]]
+
+
+def test_ei_neuron_with_vogels_istdp_matches_brian2():
+    """Every output spike in the same step as Brian2's (exponential Euler with both
+    conductances frozen over a step is exact for the membrane given them, as Brian2's
+    ``exponential_euler``), and the final inhibitory weights to float32 rounding; the
+    learning rates 0 (the neuron alone), 0.01 and 0.05. Dense path only: the event engine
+    does not sum two conductances apart (``[network] n_inh`` picks dense under ``auto``)."""
+    ref = reference("brian2_vogels.json")
+    for run in ref["runs"]:
+        times, w = vogels_run(ref, run["eta"], "auto")
+        np.testing.assert_allclose(times, run["spike_times_ms"], atol=1e-6)
+        np.testing.assert_allclose(w, run["w_inh"], rtol=1e-4, atol=1e-5)
+    assert len(ref["runs"][0]["spike_times_ms"]) > 2 * len(ref["runs"][2]["spike_times_ms"])  # inhibition learned

@@ -20,6 +20,7 @@ COMPARISON_FREQUENCY = "comparison_frequency.csv"
 TRAJECTORIES = "trajectories.npz"
 FIT = "fit.csv"
 DATA_FIT = "data_fit.csv"
+BEHAVIOUR = "behaviour.csv"
 
 #: The command that (re)writes each file of a run directory.
 PRODUCERS: dict[str, str] = {
@@ -34,6 +35,7 @@ PRODUCERS: dict[str, str] = {
     TRAJECTORIES: "plasticity verify DIR",
     FIT: "plasticity verify DIR",
     DATA_FIT: "plasticity verify DIR",
+    BEHAVIOUR: "plasticity verify DIR",
 }
 
 #: Columns analysis needs in each CSV (a subset of the contract where unused ones exist).
@@ -53,6 +55,7 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     COMPARISON_FREQUENCY: ("rule", "freq_hz", "lag_ms", "dw"),
     FIT: ("rule", "kind", "equation", "loss", "free_parameters", "chi_square", "aic"),
     DATA_FIT: ("dataset", "protocol", "label", "freq_hz", "lag_ms", "dw", "sem", "sigma"),
+    BEHAVIOUR: ("rule", "metric", "at", "mean", "ci_low", "ci_high"),
 }
 
 #: Columns that must hold numbers (empty cells are NaN).
@@ -65,6 +68,7 @@ NUMERIC_COLUMNS: dict[str, tuple[str, ...]] = {
     COMPARISON_FREQUENCY: ("freq_hz", "lag_ms", "dw"),
     FIT: ("loss", "free_parameters", "chi_square", "aic"),
     DATA_FIT: ("freq_hz", "lag_ms", "dw", "sem", "sigma"),
+    BEHAVIOUR: ("at", "mean", "ci_low", "ci_high"),
 }
 
 #: Columns that must not have an empty cell.
@@ -77,6 +81,7 @@ NONEMPTY_COLUMNS: dict[str, tuple[str, ...]] = {
     COMPARISON_FREQUENCY: ("rule", "freq_hz", "lag_ms"),
     FIT: ("rule", "kind", "free_parameters"),
     DATA_FIT: ("label", "dw", "sigma"),
+    BEHAVIOUR: ("rule", "metric"),
 }
 
 #: The kinds of rule a row of ``verification.csv`` may describe.

@@ -82,6 +82,7 @@ def build_report(run_dir: str | os.PathLike, figure_paths: Iterable[Path] = (),
     blocks += sections.data_fit_section(fit, data_fit, equations, figs)
     blocks += sections.front_section(equations, figs)
     blocks += sections.verification_section(verification, figs)
+    blocks += sections.behaviour_section(rundir.read_behaviour(run_dir))
     comparison = rundir.read_comparison(run_dir)
     blocks += sections.comparison_section(comparison, equations, figs, comparison_notes)
     blocks += sections.manifest_section(manifest)

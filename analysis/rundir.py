@@ -30,6 +30,7 @@ import pandas as pd
 
 from .cells import bool_column, id_text, numeric_column, parse_coefficients, text_column
 from .contract import (
+    BEHAVIOUR,
     COMPARISON,
     COMPARISON_FREQUENCY,
     COMPARISON_WINDOWS,
@@ -445,6 +446,22 @@ def read_data_fit(run_dir: str | os.PathLike) -> pd.DataFrame | None:
     return df
 
 
+def read_behaviour(run_dir: str | os.PathLike) -> pd.DataFrame | None:
+    """Read ``behaviour.csv`` (verification; tasks with a ``behaviour``): per ``rule``,
+    ``metric`` and ``at`` (a point of a curve, NaN for a single number) the ``mean`` over
+    held-out episodes and its 95 % interval ``ci_low, ci_high``; ``None`` if absent.
+
+    Raises:
+      RunDirError: if a column is missing, a number is malformed or a rule or metric is empty.
+    """
+    df = _read_csv(run_dir, BEHAVIOUR)
+    if df is None:
+        return None
+    for col in ("rule", "metric"):
+        text_column(df, col)
+    return df
+
+
 def missing_inputs(
     run_dir: str | os.PathLike,
     names: Sequence[str] = (META_HISTORY, EQUATIONS, VERIFICATION),
@@ -487,5 +504,6 @@ __all__ = ["CONFIG", "MANIFEST", "META_HISTORY", "EQUATIONS", "VERIFICATION", "C
            "VERIFICATION_KINDS", "FIT_KINDS",
            "TRAJECTORY_ARRAYS", "missing_note", "parse_coefficients", "read_config", "read_manifest",
            "read_meta_history", "read_equations", "selected_row", "read_verification", "read_comparison",
-           "read_comparison_windows", "read_comparison_frequency", "read_fit", "read_data_fit", "read_trajectories",
+           "read_comparison_windows", "read_comparison_frequency", "read_fit", "read_data_fit", "read_behaviour",
+           "read_trajectories",
            "missing_inputs", "read_all"]

@@ -274,6 +274,50 @@ def data_fit_caption(data: pd.DataFrame | None) -> str:
             f"{models or 'the data alone'}{pg}. " + " ".join(parts))
 
 
+#: how the report names a task's behaviour metrics (``behaviour.csv``), and the unit of a curve's points
+BEHAVIOUR_NAMES = {"rate_hz": "output rate (Hz)", "tuning_correlation": "E/I tuning correlation",
+                   "overlap": "subspace overlap", "row_norm": "mean row norm of W", "snr": "SNR"}
+
+
+def behaviour_section(behaviour: pd.DataFrame | None) -> list[Block]:
+    """The task's own measures of each rule (``behaviour.csv``): single numbers as one table
+    (a row per rule, a column per metric), each curve as a table over its points (a column
+    per rule). Nothing when the task writes none."""
+    if behaviour is None or behaviour.empty:
+        return []
+    blocks: list[Block] = [Heading("Task behaviour")]
+    blocks.append(Para("What each rule does on held-out episodes besides its objective: mean and 95 % bootstrap "
+                       "interval over episodes (`behaviour.csv`)."))
+    rules = list(dict.fromkeys(behaviour["rule"]))
+    single = behaviour[behaviour["at"].isna()]
+    if len(single):
+        metrics = list(dict.fromkeys(single["metric"]))
+        rows = []
+        for r in rules:
+            row = [code(r)]
+            for m in metrics:
+                hit = single[(single["rule"] == r) & (single["metric"] == m)]
+                row.append(f"{number(hit['mean'].iloc[0])} {interval(hit['ci_low'].iloc[0], hit['ci_high'].iloc[0])}"
+                           if len(hit) else "")
+            rows.append(row)
+        blocks.append(Table(["rule", *(BEHAVIOUR_NAMES.get(m, m) for m in metrics)], rows))
+    curves = behaviour[behaviour["at"].notna()]
+    for m in dict.fromkeys(curves["metric"]):
+        c = curves[curves["metric"] == m]
+        points = sorted(set(c["at"]))
+        rows = []
+        for a in points:
+            row = [f"{a:g}"]
+            for r in rules:
+                hit = c[(c["rule"] == r) & (c["at"] == a)]
+                row.append(number(hit["mean"].iloc[0]) if len(hit) else "")
+            rows.append(row)
+        blocks.append(Para(f"{BEHAVIOUR_NAMES.get(m, m)[:1].upper()}{BEHAVIOUR_NAMES.get(m, m)[1:]} during learning "
+                           "(mean over episodes):"))
+        blocks.append(Table(["at", *(code(r) for r in rules)], rows))
+    return blocks
+
+
 def front_section(equations: pd.DataFrame | None, figs: dict[str, FigureBlock]) -> list[Block]:
     blocks: list[Block] = [Heading("Equation front")]
     if equations is None:

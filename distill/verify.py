@@ -171,9 +171,27 @@ def run(cfg: Config | None, run_dir: str | Path, progress: bool = True) -> pd.Da
     data = task.data_predictions(chosen)
     if data is not None:
         write_csv(run_dir / "data_fit.csv", data)
+    if types and sel is not None:  # every type's selected equation at once, second as for one type
+        rest = {k: v for k, v in chosen.items() if k != "neural"}
+        chosen = {"neural": chosen["neural"], "selected": equation_set(selected_rows(eqs, df, types), neural, nparams),
+                  **rest}
+    behaviour = task.behaviour(chosen, episodes)
+    if behaviour is not None:
+        write_csv(run_dir / "behaviour.csv", behaviour_table(behaviour, cfg.verify.seed))
     write_trajectories(run_dir, task, neural, nparams, episodes, timescales)
     update_manifest(run_dir, timings_s={"verify": round(time.perf_counter() - t0, 2)})
     return df
+
+
+def behaviour_table(rows, seed: int = 0) -> pd.DataFrame:
+    """``behaviour.csv`` from a task's :meth:`~discover.tasks.base.Task.behaviour`: per
+    ``(rule, metric, at)`` the mean over episodes and its 95 % bootstrap interval."""
+    out = []
+    for rule, metric, at, values in rows:
+        mean, lo, hi = bootstrap_mean_ci(np.asarray(values, np.float64), seed=seed)
+        out.append({"rule": rule, "metric": metric, "at": np.nan if at is None else float(at), "mean": mean,
+                    "ci_low": lo, "ci_high": hi})
+    return pd.DataFrame(out, columns=["rule", "metric", "at", "mean", "ci_low", "ci_high"])
 
 
 def rule_text(rule) -> str:

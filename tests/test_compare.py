@@ -234,7 +234,7 @@ def test_report_run_spiking(tmp_path, name, equation, timescales, closest, other
     # the run's teacher (when it has one) is drawn beside the equation; make_run trains no neural rule
     # every canonical rule of the network kind, but those that read a teaching potential or a
     # reward (us_error, us_reward), which pairing protocols do not give: no behaviour columns
-    lif = {n for n, c in CANONICAL.items() if c.network == "lif"}
+    lif = {n for n, c in CANONICAL.items() if c.network == "lif" and not c.population}  # for every synapse
     taught = {n for n in lif if set(canonical_rule(n).inputs) & {"u_target", "m", "elig"}}
     assert taught == {"us_error", "us_reward"}
     assert set(windows["rule"]) == {"equation"} | (lif - taught) | ({"teacher"} if teacher else set())
@@ -397,7 +397,7 @@ def test_frequency_curves_of_the_neural_rule_and_a_custom_teacher(tmp_path):
     (d / "config.toml").write_text(text)
     result = compare.run(d)
     freq = rundir.read_comparison_frequency(d)
-    lif = [n for n, c in CANONICAL.items() if c.network == "lif" and n not in ("us_error", "us_reward")]
+    lif = [n for n, c in CANONICAL.items() if c.network == "lif" and not c.population and n not in ("us_error", "us_reward")]
     assert freq["rule"].drop_duplicates().tolist() == ["equation", "neural", "teacher", *lif]
     curve = freq.set_index(["rule", "freq_hz", "lag_ms"])["dw"]
     assert curve["neural"].to_numpy() == pytest.approx(curve["equation"].to_numpy())

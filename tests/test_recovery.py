@@ -343,6 +343,10 @@ def test_oja_subspace_feed_forward_and_lateral_rules_learned_together(tmp_path):
     assert lat.get(x * y, 0) < 0 and abs(lat[x * y]) == max(map(abs, lat.values()))
     obj = ver["objective_mean"]
     assert obj["equations"] >= 0.9 and obj["equations"] >= obj["neural"] - 0.03
+    beh = pd.read_csv(tmp_path / "behaviour.csv")  # the learning curve ends at the objective
+    end = beh[(beh["metric"] == "overlap")].sort_values("at").groupby("rule")["mean"].last()
+    assert end["selected"] == pytest.approx(obj["equations"], abs=1e-4)
+    assert end["oja_no_lateral"] < end["selected"] - 0.2
 
 
 def test_inhibitory_balance_rule_from_function_by_evolution(tmp_path):

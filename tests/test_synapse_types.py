@@ -155,3 +155,16 @@ def test_oja_subspace_needs_the_lateral_network():
     d["network"] = {"kind": "rate", "activation": "linear"}
     with pytest.raises(ConfigError, match="kind = \"rate_lateral\""):
         config_from_dict(d)
+
+
+def test_behaviour_table_and_its_report_section():
+    from analysis.sections import behaviour_section
+    from distill.verify import behaviour_table
+
+    rows = [("neural", "overlap", 10, [0.5, 0.7]), ("neural", "overlap", 20, [0.9, 1.0]),
+            ("neural", "row_norm", None, [1.0, 1.2]), ("selected", "row_norm", None, [0.9, 0.9])]
+    df = behaviour_table(rows)
+    assert df["mean"].round(3).tolist() == [0.6, 0.95, 1.1, 0.9] and df["at"].isna().tolist() == [0, 0, 1, 1]
+    text = "\n".join(str(b) for b in behaviour_section(df))
+    assert "mean row norm of W" in text and "Subspace overlap during learning" in text
+    assert behaviour_section(None) == []

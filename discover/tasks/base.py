@@ -163,6 +163,14 @@ class Task:
         params)}``), which verification writes as ``data_fit.csv``; ``None``: no data."""
         return None
 
+    def behaviour(self, rules: dict, episodes):
+        """What each rule does on the task beyond its objective, which verification writes
+        as ``behaviour.csv`` and the report shows: ``[(rule, metric, at, values)]``, ``values``
+        one number per episode (their mean and 95 % interval are written), ``at`` a point of
+        a curve (e.g. seconds of learning) or ``None`` for a single number. ``rules``:
+        ``{name: (rule, params)}`` (neural, selected, references); default: nothing."""
+        return None
+
     def check_episodes(self, episodes) -> str | None:
         """Look at sampled episodes before meta-training: raise where they cannot train a
         rule (e.g. a teacher that diverges), return a note to print, or ``None``."""

@@ -217,6 +217,22 @@ class CorrelationDetection(Task):
         """E2L's SNR of one trial (its fitness is the minimum over trials)."""
         return self.snr(rollout.final["W"], episode)
 
+    def behaviour(self, rules, episodes, points: int = 4):
+        """Per rule and episode: the SNR curve, E2L's SNR of the weights at ``points`` times
+        of learning (``at`` in seconds; the last is the objective's)."""
+        rows = []
+        n_rec = self.steps // self.record_every
+        idx = sorted({max(0, round(n_rec * (i + 1) / points) - 1) for i in range(points)})
+        for name, (rule, params) in rules.items():
+            def one(e, rule=rule, params=params):
+                Ws = self.simulate(rule, params, e).weights
+                return jnp.stack([self.snr(Ws[i], e) for i in idx])
+
+            curve = jax.jit(jax.vmap(one))(episodes)
+            for j, i in enumerate(idx):
+                rows.append((name, "snr", (i + 1) * self.record_every * self.network.dt * 1e-3, curve[:, j]))
+        return rows
+
     def references(self):
         from ..rules.canonical import canonical_rule
 

@@ -201,6 +201,19 @@ class InhibitoryBalance(Task):
             out = out - self.config.balance_weight * (1.0 - self.tuning_correlation(rollout.final["W"]))
         return out
 
+    def behaviour(self, rules, episodes):
+        """Per rule and episode: the output rate of the learned weights (Hz) and the E/I
+        tuning correlation (detailed balance)."""
+        rows = []
+        for name, (rule, params) in rules.items():
+            def one(e, rule=rule, params=params):
+                out = self.simulate(rule, params, e)
+                return self.output_rate(out, e), self.tuning_correlation(out.final["W"])
+
+            rate, corr = jax.jit(jax.vmap(one))(episodes)
+            rows += [(name, "rate_hz", None, rate), (name, "tuning_correlation", None, corr)]
+        return rows
+
     def references(self):
         from ..rules.canonical import canonical_rule
 

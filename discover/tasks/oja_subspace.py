@@ -120,6 +120,23 @@ class OjaSubspace(Task):
     def score(self, rollout, episode):
         return self._terms(rollout, episode)[0]
 
+    def behaviour(self, rules, episodes, points: int = 10):
+        """Per rule and episode: the subspace overlap at ``points`` times of the episode
+        (a learning curve, ``at`` in steps) and the mean row norm of ``W`` at its end."""
+        rows = []
+        every = max(1, (self.steps // self.record_every) // points)
+        for name, (rule, params) in rules.items():
+            def one(e, rule=rule, params=params):
+                Ws = self.simulate(rule, params, e).weights
+                return (jax.vmap(lambda W: subspace_overlap(W, e["pcs"]))(Ws[every - 1::every]),
+                        jnp.mean(jnp.linalg.norm(Ws[-1], axis=-1)))
+
+            curve, norm = jax.jit(jax.vmap(one))(episodes)
+            for i in range(curve.shape[1]):
+                rows.append((name, "overlap", (i + 1) * every * self.record_every, curve[:, i]))
+            rows.append((name, "row_norm", None, norm))
+        return rows
+
     def references(self):
         from ..rules import RuleSet, SymbolicRule, canonical_rule
 

@@ -152,10 +152,11 @@ def run(cfg: Config | None, run_dir: str | Path, progress: bool = True) -> pd.Da
         best = fit[fit["kind"] == "equation"]["aic"].idxmin()
         df.loc[df["rule"] == fit.at[best, "rule"], "selected"] = True
         write_csv(run_dir / "fit.csv", fit)
+    all_eqs = None
     if types:  # every type's selected equation at once: the network run by equations alone
         picks = selected_rows(eqs, df, types)
-        eq_set, eq_params = equation_set(picks, neural, nparams)
-        add("equations", "equations", "; ".join(f"{t}: {r['equation']}" for t, r in picks.items()), eq_set, eq_params)
+        all_eqs = equation_set(picks, neural, nparams)
+        add("equations", "equations", "; ".join(f"{t}: {r['equation']}" for t, r in picks.items()), *all_eqs)
         last = rows[-1]
         last["relative_to_neural"] = last["objective_mean"] / neural_mean if neural_mean != 0 else np.nan
         last["selected"] = False
@@ -171,10 +172,8 @@ def run(cfg: Config | None, run_dir: str | Path, progress: bool = True) -> pd.Da
     data = task.data_predictions(chosen)
     if data is not None:
         write_csv(run_dir / "data_fit.csv", data)
-    if types and sel is not None:  # every type's selected equation at once, second as for one type
-        rest = {k: v for k, v in chosen.items() if k != "neural"}
-        chosen = {"neural": chosen["neural"], "selected": equation_set(selected_rows(eqs, df, types), neural, nparams),
-                  **rest}
+    if all_eqs is not None:  # every type's selected equation at once, second as for one type
+        chosen = {"neural": chosen.pop("neural"), "selected": all_eqs, **chosen}
     behaviour = task.behaviour(chosen, episodes)
     if behaviour is not None:
         write_csv(run_dir / "behaviour.csv", behaviour_table(behaviour, cfg.verify.seed))

@@ -77,7 +77,7 @@ class InhibitoryBalance(Task):
             if n.kind != "lif" or n.post_mode != "closed" or not getattr(n, "n_inh", 0) or n.plastic != "inh":
                 raise ConfigError("task inhibitory_balance needs a LIF neuron with inhibitory inputs whose synapses "
                                   "learn: set [network] kind = \"lif\", post_mode = \"closed\", synapse = "
-                                  "\"conductance\", n_inh = 200 (the last inputs) and plastic = \"inh\"")
+                                  "\"conductance\", n_inh = 200 (the first inputs) and plastic = \"inh\"")
             n_exc = self.n_pre - n.n_inh
             if n_exc <= 0 or n_exc % self.channels or n.n_inh % self.channels:
                 raise ConfigError(f"[task] channels = {self.channels} must divide both the {n_exc} excitatory and the "

@@ -101,8 +101,8 @@ CANONICAL: dict[str, Canonical] = {
                   source="Vogels, Sprekeler, Zenke, Clopath & Gerstner 2011, Science 334:1569, inhibitory STDP: "
                          "w += eta*(x_post - alpha) at a presynaptic spike, w += eta*x_pre at a postsynaptic one, "
                          "traces of tau_STDP = 20 ms, alpha = 2*rho0*tau_STDP = 0.2 for rho0 = 5 Hz; eta = 0.01 is "
-                         "this project's (configs/inhibitory_balance.toml reaches 5 Hz within 2 s; the paper's "
-                         "1e-4 takes minutes of simulated time)"),
+                         "this project's (in configs/inhibitory_balance.toml it brings the 30-Hz neuron below 8 Hz "
+                         "within 2 s; the paper's 1e-4 takes minutes of simulated time)"),
         Canonical("us_reward", "eta*elig*(m - 1)", (("eta", 1e8),), "lif",
                   source="Urbanczik & Senn 2009 as in Jordan et al. 2021's reward-driven task (sim.py: "
                          "plasticity_rule); eta = 1e8 per trial, the best of 5e7, 1e8, 2e8 on 16 pattern sets of "

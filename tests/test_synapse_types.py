@@ -168,3 +168,19 @@ def test_behaviour_table_and_its_report_section():
     text = "\n".join(str(b) for b in behaviour_section(df))
     assert "mean row norm of W" in text and "Subspace overlap during learning" in text
     assert behaviour_section(None) == []
+
+
+def test_a_rule_set_meta_trains_by_evolution_and_resumes_from_its_run_directory(tmp_path):
+    """CMA-ES searches every type's core at once; the rule set and its parameters reload."""
+    from discover import stage
+    from discover.build import load_rule
+
+    d = lateral_config(lat={"degree": 1})
+    d["meta"] = {"optimizer": "cma_es", "population": 4, "steps": 3, "batch": 2, "val_episodes": 2, "eval_every": 1}
+    cfg = config_from_dict(d)
+    rule, params, _ = stage.run(cfg, tmp_path, progress=False)
+    again, p2 = load_rule(tmp_path)
+    assert again == rule and again.types == ("ff", "lat")
+    moved = {t: float(jnp.abs(params["core"][t]["coef"]).sum()) for t in rule.types}
+    assert all(v > 0 for v in moved.values())  # both types' coefficients were searched
+    np.testing.assert_array_equal(np.asarray(p2["core"]["lat"]["coef"]), np.asarray(params["core"]["lat"]["coef"]))

@@ -226,7 +226,24 @@ class Task:
         return self.simulate(rule, params, episode, record_locals=cols).local
 
 
+class SpikesPerStep:
+    """For a spiking task whose input spikes are looked up per step (``self.spikes(episode,
+    t) -> [n_pre]``) instead of held as ``[T, n_pre]`` arrays, and whose distillation samples
+    the first ``[task] visited_pre`` inputs' synapses (``correlation_detection``,
+    ``inhibitory_balance``); list it before :class:`Task`."""
+
+    def simulate(self, rule, params, episode, *, chunk=None, truncate=False, record_locals=False) -> Rollout:
+        return rollout(self.network, rule, params, self.initial_state(episode),
+                       lambda t: {"s_pre": self.spikes(episode, t)}, steps=self.steps,
+                       record_every=self.record_every, chunk=chunk, truncate=truncate,
+                       record_locals=record_locals, w_limit=self.w_limit)
+
+    def visited(self, rule, params, episode):
+        """The local variables of the first ``visited_pre`` inputs' synapses at every step."""
+        return self.simulate(rule, params, episode, record_locals=self.config.visited_pre).local
+
+
 #: most values per local variable and episode that :meth:`Task.visited` records
 VISITED_MAX = 2**24
 
-__all__ = ["Task", "VISITED_MAX"]
+__all__ = ["Task", "SpikesPerStep", "VISITED_MAX"]

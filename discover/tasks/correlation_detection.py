@@ -49,9 +49,8 @@ import jax.numpy as jnp
 
 from ..config import ConfigError, TaskConfig
 from ..registry import TASKS
-from ..rollout import Rollout, rollout
 from ..rules.symbolic import SymbolicRule
-from .base import Task
+from .base import SpikesPerStep, Task
 
 # e2l-cgp-snn, experiments/correlation_based/main.py: the initial weight at which the neuron
 # fires about 20 Hz, V_th / (Npre * bg_rate - 2 * sqrt(Npre * bg_rate)) / (tau_m * 1e-3)
@@ -60,7 +59,7 @@ E2L_W0 = 20.0 / (1000 * 3.0 - 2 * math.sqrt(1000 * 3.0)) / 0.018
 
 @TASKS.register("correlation_detection")
 @dataclass(frozen=True)
-class CorrelationDetection(Task):
+class CorrelationDetection(SpikesPerStep, Task):
     @dataclass(frozen=True)
     class Config(TaskConfig):
         name: str = "correlation_detection"
@@ -169,16 +168,6 @@ class CorrelationDetection(Task):
         return s.astype(jnp.float32)
 
     # -- the episode ---------------------------------------------------------------------------
-    def simulate(self, rule, params, episode, *, chunk=None, truncate=False, record_locals=False) -> Rollout:
-        return rollout(self.network, rule, params, self.initial_state(episode),
-                       lambda t: {"s_pre": self.spikes(episode, t)}, steps=self.steps,
-                       record_every=self.record_every, chunk=chunk, truncate=truncate,
-                       record_locals=record_locals, w_limit=self.w_limit)
-
-    def visited(self, rule, params, episode):
-        """The local variables of the first ``visited_pre`` inputs' synapses at every step
-        (the inputs are exchangeable: a sample of them)."""
-        return self.simulate(rule, params, episode, record_locals=self.config.visited_pre).local
 
     def free_potential(self, W, episode):
         """``V [snr_steps, n_post]``: the neuron at fixed weights ``W`` on the episode's inputs

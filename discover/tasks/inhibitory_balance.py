@@ -39,14 +39,14 @@ import jax.numpy as jnp
 
 from ..config import ConfigError, TaskConfig
 from ..registry import TASKS
-from ..rollout import Rollout, rollout
+from ..rollout import rollout
 from ..rules.symbolic import SymbolicRule
-from .base import Task
+from .base import SpikesPerStep, Task
 
 
 @TASKS.register("inhibitory_balance")
 @dataclass(frozen=True)
-class InhibitoryBalance(Task):
+class InhibitoryBalance(SpikesPerStep, Task):
     @dataclass(frozen=True)
     class Config(TaskConfig):
         name: str = "inhibitory_balance"
@@ -145,16 +145,6 @@ class InhibitoryBalance(Task):
         u = jax.random.uniform(jax.random.fold_in(jax.random.wrap_key_data(episode["key"]), t), p.shape)
         return (u < p).astype(jnp.float32)
 
-    def simulate(self, rule, params, episode, *, chunk=None, truncate=False, record_locals=False) -> Rollout:
-        return rollout(self.network, rule, params, self.initial_state(episode),
-                       lambda t: {"s_pre": self.spikes(episode, t)}, steps=self.steps,
-                       record_every=self.record_every, chunk=chunk, truncate=truncate,
-                       record_locals=record_locals, w_limit=self.w_limit)
-
-    def visited(self, rule, params, episode):
-        """The local variables of the first ``visited_pre`` inhibitory synapses (the first
-        inputs: only those learn) at every step."""
-        return self.simulate(rule, params, episode, record_locals=self.config.visited_pre).local
 
     # -- the objective -------------------------------------------------------------------------
     @property

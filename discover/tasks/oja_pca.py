@@ -25,6 +25,18 @@ from ..registry import TASKS
 from .base import Task
 
 
+def rotated_inputs(kq, ks, kx, n: int, steps: int, scale_range, eigen_decay: float):
+    """``(x [steps, n], Q [n, n])``: zero-mean Gaussian inputs whose covariance has the
+    eigenvectors ``Q`` (a random rotation, from ``kq``) and the eigenvalues ``scale *
+    eigen_decay**i`` (``scale`` log-uniform in ``scale_range``, from ``ks``); the episodes of
+    ``oja_pca`` and ``oja_subspace``."""
+    Q, _ = jnp.linalg.qr(jax.random.normal(kq, (n, n)))
+    lo, hi = jnp.log(scale_range[0]), jnp.log(scale_range[1])
+    scale = jnp.exp(jax.random.uniform(ks, minval=lo, maxval=hi))
+    lam = scale * eigen_decay ** jnp.arange(n)
+    return (jax.random.normal(kx, (steps, n)) * jnp.sqrt(lam)) @ Q.T, Q
+
+
 @TASKS.register("oja_pca")
 @dataclass(frozen=True)
 class OjaPCA(Task):
@@ -58,16 +70,11 @@ class OjaPCA(Task):
 
     def _sample_one(self, key):
         kq, ks, kw, kn, kx = jax.random.split(key, 5)
-        Q, _ = jnp.linalg.qr(jax.random.normal(kq, (self.n, self.n)))
         c = self.config
-        lo, hi = jnp.log(c.scale_range[0]), jnp.log(c.scale_range[1])
-        scale = jnp.exp(jax.random.uniform(ks, minval=lo, maxval=hi))
-        lam = scale * c.eigen_decay ** jnp.arange(self.n)
+        x, Q = rotated_inputs(kq, ks, kx, self.n, self.steps, c.scale_range, c.eigen_decay)
         w_dir = jax.random.normal(kw, (self.n,))
         w_dir = w_dir / jnp.linalg.norm(w_dir)
         w_norm = jax.random.uniform(kn, minval=c.w0_norm_range[0], maxval=c.w0_norm_range[1])
-        z = jax.random.normal(kx, (self.steps, self.n))
-        x = (z * jnp.sqrt(lam)) @ Q.T
         return {"x": x, "W0": (w_dir * w_norm)[None, :], "pc1": Q[:, 0]}
 
     def loss(self, rollout, episode):

@@ -31,6 +31,7 @@ import jax.numpy as jnp
 from ..config import ConfigError, TaskConfig
 from ..registry import TASKS
 from .base import Task
+from .oja_pca import rotated_inputs
 
 
 def subspace_overlap(W, basis, eps: float = 1e-6):
@@ -96,15 +97,11 @@ class OjaSubspace(Task):
 
     def _sample_one(self, key):
         kq, ks, kw, kn, kx = jax.random.split(key, 5)
-        Q, _ = jnp.linalg.qr(jax.random.normal(kq, (self.n, self.n)))
         c = self.config
-        lo, hi = jnp.log(c.scale_range[0]), jnp.log(c.scale_range[1])
-        scale = jnp.exp(jax.random.uniform(ks, minval=lo, maxval=hi))
-        lam = scale * c.eigen_decay ** jnp.arange(self.n)
+        x, Q = rotated_inputs(kq, ks, kx, self.n, self.steps, c.scale_range, c.eigen_decay)
         w = jax.random.normal(kw, (self.k, self.n))
         w = w / jnp.linalg.norm(w, axis=1, keepdims=True)
         norms = jax.random.uniform(kn, (self.k, 1), minval=c.w0_norm_range[0], maxval=c.w0_norm_range[1])
-        x = (jax.random.normal(kx, (self.steps, self.n)) * jnp.sqrt(lam)) @ Q.T
         return {"x": x, "W0": w * norms, "pcs": Q[:, :self.k]}
 
     def _terms(self, rollout, episode):

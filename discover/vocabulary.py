@@ -40,6 +40,9 @@ VARIABLES: dict[str, Variable] = {
                  unit="mV"),
         Variable("elig", "eligibility trace: low-pass (tau_elig) of psp*(s_post/dt - phi(v_post))/delta, the score "
                  "of an escape-noise neuron's spikes (Urbanczik & Senn 2009)", ("lif",)),
+        Variable("e_post", "the postsynaptic neuron's error, sent back through fixed random feedback weights "
+                 "(rate_layers: p - target at the readout)", ("rate",), side="post"),
+        Variable("e_pre", "the presynaptic neuron's error (rate_layers; 0 for the input layer)", ("rate",), side="pre"),
         Variable("w", "the synapse's weight", ("rate", "lif")),
         Variable("m", "global third factor (reward, error, neuromodulator)", ("rate", "lif"), side="global"),
         Variable("theta", "BCM sliding threshold, low-pass of y**2", ("rate",), side="post"),

@@ -27,6 +27,10 @@ Values and sources (DESIGN.md section 3):
   synapse adds ``eta * I * h`` per step of ``h`` ms, ``I`` the rule's output low-passed with
   tau_I = 100 ms: here ``[network] dw_tau``, and ``eta`` is per step of 1 ms).
 
+- pseudo-gradient (feedback alignment with random feedback, SGD with symmetric feedback):
+  ``-eta*e_post*x``; error-Hebbian ``-eta*e_post*e_pre``: Shervani-Tabar & Rosenbaum 2023,
+  Nat. Commun. 14:1805 (the terms of their rule pool), for network ``rate_layers``.
+
 - reward-driven (Urbanczik & Senn 2009, Neural Comput. 21:340, with the reward of
   Jordan et al. 2021's reward-driven task, m = +1 or -1): ``eta*elig*(m - 1)``, applied
   once per trial; ``eta = 1e8`` per trial (pA per unit of ``elig``, which is in mV per pA
@@ -54,7 +58,7 @@ class Canonical:
     name: str
     equation: str
     params: tuple[tuple[str, float], ...]
-    network: str  # "rate", "lif", or "rate_lateral" (a lateral synapse's rule)
+    network: str  # "rate", "lif", "rate_lateral" (a lateral synapse's rule) or "rate_layers"
     timescales: tuple[tuple[str, float], ...] = ()
     source: str = ""
     # the synapses it is for, where not every one ("inh": inhibitory synapses, a network with
@@ -103,6 +107,14 @@ CANONICAL: dict[str, Canonical] = {
                          "traces of tau_STDP = 20 ms, alpha = 2*rho0*tau_STDP = 0.2 for rho0 = 5 Hz; eta = 0.01 is "
                          "this project's (in configs/inhibitory_balance.toml it brings the 30-Hz neuron below 8 Hz "
                          "within 2 s; the paper's 1e-4 takes minutes of simulated time)"),
+        Canonical("pseudo_gradient", "-eta*e_post*x", (("eta", 0.1),), "rate_layers",
+                  source="Shervani-Tabar & Rosenbaum 2023, Nat. Commun. 14:1805, the pseudo-gradient term "
+                         "-theta_0*e_l*y_(l-1)^T (MetaLearning-Plasticity, optim.py); with random feedback it is "
+                         "feedback alignment (Lillicrap et al. 2016), with symmetric feedback backprop's SGD step; "
+                         "eta = 0.1 is ours (per sample)"),
+        Canonical("error_hebbian", "-eta*e_post*e_pre", (("eta", 0.1),), "rate_layers",
+                  source="Shervani-Tabar & Rosenbaum 2023, the 'error-based Hebbian' term -theta_1*e_l*e_(l-1)^T "
+                         "(MetaLearning-Plasticity, optim.py: eHebb); eta = 0.1 is ours"),
         Canonical("us_reward", "eta*elig*(m - 1)", (("eta", 1e8),), "lif",
                   source="Urbanczik & Senn 2009 as in Jordan et al. 2021's reward-driven task (sim.py: "
                          "plasticity_rule); eta = 1e8 per trial, the best of 5e7, 1e8, 2e8 on 16 pattern sets of "

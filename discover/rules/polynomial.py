@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 import sympy
 
-from ..config import RuleConfig
+from ..config import ConfigError, RuleConfig
 from ..monomials import monomial_exponents, monomial_exprs, monomial_terms, polynomial
 from ..registry import RULES
 from ..vocabulary import SYMBOLS, VARIABLES
@@ -47,8 +47,21 @@ class PolynomialConfig(RuleConfig):
     # True for a rule applied every step: (z - mean) / sd, with a constant term (inputs far
     # from 0, such as membrane potentials in mV); False: raw inputs
     normalize: bool | None = None
+    # where the search starts: an equation of the rule's monomials (e.g. "-0.1*e_post*x", the
+    # pseudo-gradient); "" starts at 0 (no plasticity)
+    start: str = ""
 
     positive: ClassVar[tuple[str, ...]] = ("degree", "output_scale")
+
+    def check(self, cfg):
+        super().check(cfg)
+        if self.start:
+            from ..equations import EquationError
+
+            try:
+                init_coefficients(self.start, tuple(self.inputs or ()) or None, self.degree)
+            except (EquationError, ValueError) as e:
+                raise ConfigError(f"[rule] start: {e.args[0] if e.args else e}") from None
 
 
 @RULES.register("polynomial")
@@ -60,6 +73,7 @@ class PolynomialRule(EventDriven, Rule):
     scales: tuple[float, ...] = ()  # per feature; () = all 1
     normalize: bool | None = None  # None: event-driven rules only
     shifts: tuple[float, ...] = ()  # per feature, subtracted before scaling (every-step rules); () = none
+    start: str = ""  # the starting rule, an equation of the monomials ("" = 0)
 
     Config: ClassVar[type] = PolynomialConfig
     default_label: ClassVar[str] = "polynomial"
@@ -108,7 +122,18 @@ class PolynomialRule(EventDriven, Rule):
     def init_core(self, key):
         n = len(self.exponents)
         shape = (len(self.heads), n) if self.event_driven else (n,)
-        return {"coef": jnp.zeros(shape, jnp.float32)}
+        if not self.start:
+            return {"coef": jnp.zeros(shape, jnp.float32)}
+        if self.event_driven or self.shifts:
+            raise ValueError("a polynomial rule's start is for rules of raw inputs applied every step (event_driven = "
+                             "false, normalize = false)")
+        values = init_coefficients(self.start, self.features, self.degree)
+        unscale = np.prod(self._scales()[None, :] ** (-self.exponents.astype(np.float64)), axis=1)
+        coef = np.zeros(n)
+        for row, v in values.items():
+            i = next(k for k, r in enumerate(self.exponents) if tuple(int(a) for a in r) == row)
+            coef[i] = v / (self.output_scale * unscale[i])
+        return {"coef": jnp.asarray(coef, jnp.float32)}
 
     def apply(self, core, local):
         coef = core["coef"]
@@ -136,3 +161,25 @@ class PolynomialRule(EventDriven, Rule):
             return sympy.Add(*[sympy.Float(c * u) * m for c, u, m in zip(coef, unscale, monos)])
         return sympy.Add(*[SYMBOLS[h] * sympy.Float(c * u) * m
                            for h, row in zip(self.heads, coef) for c, u, m in zip(row, unscale, monos)])
+
+
+def init_coefficients(text: str, features: tuple[str, ...] | None, degree: int) -> dict[tuple[int, ...], float]:
+    """``{exponents: coefficient}`` of an equation that is a polynomial of ``features`` of
+    degree at most ``degree`` (a polynomial rule's starting point); a term outside that
+    basis is an error naming it."""
+    from ..equations import EquationError, parse_equation
+
+    expr = sympy.expand(parse_equation(text))
+    used = sorted(s.name for s in expr.free_symbols)
+    feats = tuple(features) if features else tuple(used)
+    extra = [n for n in used if n not in feats]
+    if extra:
+        raise EquationError(f"start = {text!r} uses {extra}, which are not inputs of the rule ({', '.join(feats)})")
+    poly = sympy.Poly(expr, *[SYMBOLS[n] for n in feats])
+    out = {}
+    for mono, c in poly.terms():
+        if sum(mono) == 0 or sum(mono) > degree:
+            raise EquationError(f"start = {text!r} has a term of degree {sum(mono)}, outside the rule's monomials "
+                                f"(degree 1 to {degree})")
+        out[tuple(int(a) for a in mono)] = float(c)
+    return out

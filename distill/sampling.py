@@ -4,7 +4,8 @@ Distillation fits equations to the neural rule's ``dw`` at the points the networ
 visits (DESIGN.md section 7), not on a uniform grid: a rule is only defined by what it
 does where it is used. In spiking networks most steps carry no spike and ``dw`` is then
 only the drift; ``event_fraction`` of the samples are drawn from steps with a pre- or a
-postsynaptic spike so that the event terms are seen.
+postsynaptic spike so that the event terms are seen. A network with ``strata`` (one group
+label per synapse: the layers of ``rate_layers``) gives each group the same number of samples.
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ def visited_samples(task, rule, params, key, episodes: int, samples: int, event_
     names = tuple(rule.inputs)
     rng = np.random.default_rng(seed)
     per = max(1, samples // episodes)
+    # synapses in groups the samples should cover alike (a layer of rate_layers: the readout's
+    # few synapses see the largest errors, and a uniform draw would hardly visit them)
+    strata = getattr(task.network, "strata", None)
     rows, groups = [], []
     for e in range(episodes):
         cols = [present(task.network, np.asarray(locs[n][e], np.float64)) for n in names]  # real synapses only
@@ -56,6 +60,11 @@ def visited_samples(task, rule, params, key, episodes: int, samples: int, event_
             n_ev = min(len(ev), int(round(per * share)))
             pick = np.concatenate([rng.choice(ev, n_ev, replace=False) if n_ev else np.empty(0, int),
                                    rng.choice(quiet, min(len(quiet), per - n_ev), replace=False)])
+        elif strata is not None and len(M) % len(strata) == 0:  # as many from each layer (rate_layers)
+            label = np.tile(strata, len(M) // len(strata))
+            parts = [np.flatnonzero(label == k) for k in np.unique(strata)]
+            each = max(1, per // len(parts))
+            pick = np.concatenate([rng.choice(p, min(len(p), each), replace=False) for p in parts])
         else:
             pick = rng.choice(len(M), min(len(M), per), replace=False)
         rows.append(M[pick])

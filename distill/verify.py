@@ -88,7 +88,7 @@ def run(cfg: Config | None, run_dir: str | Path, progress: bool = True) -> pd.Da
     neural, nparams = load_rule(run_dir)
     eqs = load_equations(run_dir)
     task = build_task(cfg)
-    episodes = task.keep_valid(task.sample(jax.random.key(20_000 + cfg.verify.seed), cfg.verify.episodes))
+    episodes = task.keep_valid(task.evaluation_sample(jax.random.key(20_000 + cfg.verify.seed), cfg.verify.episodes))
     timescales = {k: float(v) for k, v in neural.tau(nparams).items()}
     rows = []
 
@@ -177,6 +177,9 @@ def run(cfg: Config | None, run_dir: str | Path, progress: bool = True) -> pd.Da
     behaviour = task.behaviour(chosen, episodes)
     if behaviour is not None:
         write_csv(run_dir / "behaviour.csv", behaviour_table(behaviour, cfg.verify.seed))
+    table = task.classification(chosen)
+    if table is not None:
+        write_csv(run_dir / "classification.csv", table)
     write_trajectories(run_dir, task, neural, nparams, episodes, timescales)
     update_manifest(run_dir, timings_s={"verify": round(time.perf_counter() - t0, 2)})
     return df

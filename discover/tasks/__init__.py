@@ -10,3 +10,4 @@ from . import reward_driven  # noqa: F401  # isort: skip
 from . import correlation_detection  # noqa: F401  # isort: skip
 from . import oja_subspace  # noqa: F401  # isort: skip
 from . import inhibitory_balance  # noqa: F401  # isort: skip
+from . import few_shot  # noqa: F401  # isort: skip

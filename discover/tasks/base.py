@@ -99,6 +99,12 @@ class Task:
         are a finite recording keeps the ones validation and verification see out of it."""
         return self.sample(key, n)
 
+    def evaluation_sample(self, key, n):
+        """The episodes verification scores rules on (default: :meth:`sample`); a task whose
+        rules must be judged on data no stage of meta-training saw (held-out classes) draws
+        them apart."""
+        return self.sample(key, n)
+
     def loss(self, rollout: Rollout, episode):
         raise NotImplementedError(f"{type(self).__name__} must define loss(rollout, episode)")
 
@@ -169,6 +175,13 @@ class Task:
         one number per episode (their mean and 95 % interval are written), ``at`` a point of
         a curve (e.g. seconds of learning) or ``None`` for a single number. ``rules``:
         ``{name: (rule, params)}`` (neural, selected, references); default: nothing."""
+        return None
+
+    def classification(self, rules: dict):
+        """A table of methods (the rules, baselines) and their accuracy on a learning task,
+        which verification writes as ``classification.csv`` (columns ``method,
+        accuracy_mean, ci_low, ci_high, seeds``, more optional) and the report shows;
+        ``rules`` as for :meth:`behaviour`; default: none."""
         return None
 
     def check_episodes(self, episodes) -> str | None:

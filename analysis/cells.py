@@ -110,6 +110,13 @@ def text_column(df: pd.DataFrame, col: str) -> None:
     df[col] = df[col].astype(object).where(df[col].notna(), "").astype(str)
 
 
+def has_values(column: pd.Series) -> bool:
+    """Whether a column holds any value: a number that is not NaN, or text that is not blank."""
+    if column.dtype == object:
+        return bool((column.dropna().astype(str).str.strip() != "").any())
+    return bool(column.notna().any())
+
+
 def id_text(v: Any) -> str:
     """An equation id as text (``3.0`` -> ``"3"``, NaN -> ``""``)."""
     if isinstance(v, float):

@@ -21,6 +21,7 @@ TRAJECTORIES = "trajectories.npz"
 FIT = "fit.csv"
 DATA_FIT = "data_fit.csv"
 BEHAVIOUR = "behaviour.csv"
+CLASSIFICATION = "classification.csv"
 
 #: The command that (re)writes each file of a run directory.
 PRODUCERS: dict[str, str] = {
@@ -36,6 +37,7 @@ PRODUCERS: dict[str, str] = {
     FIT: "plasticity verify DIR",
     DATA_FIT: "plasticity verify DIR",
     BEHAVIOUR: "plasticity verify DIR",
+    CLASSIFICATION: "plasticity verify DIR",
 }
 
 #: Columns analysis needs in each CSV (a subset of the contract where unused ones exist).
@@ -56,6 +58,7 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     FIT: ("rule", "kind", "equation", "loss", "free_parameters", "chi_square", "aic"),
     DATA_FIT: ("dataset", "protocol", "label", "freq_hz", "lag_ms", "dw", "sem", "sigma"),
     BEHAVIOUR: ("rule", "metric", "at", "mean", "ci_low", "ci_high"),
+    CLASSIFICATION: ("method", "accuracy_mean", "ci_low", "ci_high", "seeds"),
 }
 
 #: Columns that must hold numbers (empty cells are NaN).
@@ -69,6 +72,7 @@ NUMERIC_COLUMNS: dict[str, tuple[str, ...]] = {
     FIT: ("loss", "free_parameters", "chi_square", "aic"),
     DATA_FIT: ("freq_hz", "lag_ms", "dw", "sem", "sigma"),
     BEHAVIOUR: ("at", "mean", "ci_low", "ci_high"),
+    CLASSIFICATION: ("accuracy_mean", "ci_low", "ci_high", "seeds"),
 }
 
 #: Columns that must not have an empty cell.
@@ -82,6 +86,7 @@ NONEMPTY_COLUMNS: dict[str, tuple[str, ...]] = {
     FIT: ("rule", "kind", "free_parameters"),
     DATA_FIT: ("label", "dw", "sigma"),
     BEHAVIOUR: ("rule", "metric"),
+    CLASSIFICATION: ("method", "seeds"),
 }
 
 #: The kinds of rule a row of ``verification.csv`` may describe.
@@ -95,6 +100,10 @@ FIT_KINDS: tuple[str, ...] = ("equation", "published")
 #: Arrays every ``trajectories.npz`` holds; optional ones are ``W_selected``,
 #: ``W_teacher``, ``pc1``, ``time_unit``, ``selected_id``, ``selected_equation``.
 TRAJECTORY_ARRAYS: tuple[str, ...] = ("t", "W0", "W_neural", "synapses")
+
+#: Optional numeric columns of ``classification.csv`` (NaN where a method has none: the
+#: rules' learning rate, Adam's angles), checked when present.
+CLASSIFICATION_OPTIONAL_NUMERIC: tuple[str, ...] = ("learning_rate", "angle_to_backprop_deg", "angle_hidden_deg")
 
 
 def regenerate(name: str) -> str:

@@ -1,5 +1,6 @@
 r"""Figures of a run: meta-training curves, the equation front and the selected equation's
-coefficients, the verification and weight trajectories, the comparison, the fit to data.
+coefficients, the verification and weight trajectories, the comparison, the fit to data,
+the classification accuracies.
 
 Each ``*_figure`` function takes one input of the run directory (a DataFrame, or for
 ``trajectories_figure`` the arrays of ``trajectories.npz``) and returns a
@@ -410,6 +411,80 @@ def _other_panel(ax, part: pd.DataFrame, published, labels, has_selected: bool, 
     ax.legend(loc="best", fontsize=6.5)
 
 
+def _method_color(method: str) -> str:
+    """Colour of a method of ``classification.csv``: the rules as in verification, baselines orange."""
+    return style.KIND_COLORS.get(method, style.KIND_COLORS["canonical"])
+
+
+def chance_accuracy(config: dict[str, Any]) -> float | None:
+    """Chance query accuracy of a classification task, ``1 / ways``, from ``config.toml``.
+
+    Only ``few_shot`` says how many classes an episode has (``[task] n_post``, one output
+    per class); other tasks give ``None``.
+    """
+    task = config.get("task", {})
+    if not isinstance(task, dict) or task.get("name") != "few_shot":
+        return None
+    ways = task.get("n_post")
+    return 1.0 / ways if isinstance(ways, int) and ways > 0 else None
+
+
+def classification_figure(classification: pd.DataFrame, chance: float | None = None) -> Figure:
+    """Query accuracy on held-out classes per method: horizontal bars with 95 % t-intervals.
+
+    One bar per row of ``classification.csv`` in file order, first on top; the
+    meta-learned rule black, the distilled equation blue, baselines orange. A dashed
+    vertical line marks chance, ``chance`` or else ``classification.attrs["chance"]``
+    (set by :func:`_classification_with_chance`), when known.
+
+    Args:
+      classification: :func:`analysis.rundir.read_classification`'s table (``method,
+        accuracy_mean, ci_low, ci_high``; fractions).
+      chance: the chance accuracy (a fraction), or ``None``.
+
+    Returns:
+      The figure.
+
+    Example::
+
+      >>> df = pd.DataFrame({"method": ["equation", "backprop"], "accuracy_mean": [0.5, 0.6],
+      ...                    "ci_low": [0.48, 0.58], "ci_high": [0.52, 0.62]})
+      >>> fig = classification_figure(df, chance=0.2)
+    """
+    if chance is None:
+        chance = classification.attrs.get("chance")
+    methods = classification["method"].astype(str).tolist()
+    mean = 100 * classification["accuracy_mean"].to_numpy(float)
+    lo = 100 * classification["ci_low"].to_numpy(float)
+    hi = 100 * classification["ci_high"].to_numpy(float)
+    pos = np.arange(len(methods), dtype=float)
+    with matplotlib.rc_context(style.RC):
+        height = max(style.FIGSIZE[1], 1.0 + 0.3 * len(methods))
+        fig = Figure(figsize=(style.FIGSIZE[0], height), layout="constrained")
+        ax = fig.add_subplot()
+        ax.barh(pos, np.nan_to_num(mean), xerr=_xerr(mean, lo, hi), height=0.6, capsize=3,
+                color=[_method_color(m) for m in methods], error_kw={"elinewidth": 0.9, "ecolor": "0.3"})
+        if chance:
+            ax.axvline(100 * chance, color="0.3", linestyle="--", linewidth=0.9, label="chance")
+            ax.legend(loc="lower right", fontsize=7)
+        ax.set_yticks(pos, methods)
+        ax.set_ylim(len(methods) - 0.5, -0.5)  # first method on top
+        ax.set_xlim(0, 100)
+        ax.grid(axis="y", visible=False)
+        ax.set_xlabel("query accuracy on held-out classes (%)")
+        ax.set_ylabel("method")
+        ax.set_title("Classification of held-out classes (mean, 95 % t-interval)")
+    return fig
+
+
+def _classification_with_chance(run_dir: Path) -> pd.DataFrame | None:
+    """``classification.csv`` with the task's chance accuracy in ``attrs["chance"]`` (or ``None``)."""
+    df = rundir.read_classification(run_dir)
+    if df is not None:
+        df.attrs["chance"] = chance_accuracy(rundir.read_config(run_dir)[0])
+    return df
+
+
 def _selected_with_coefficients(run_dir: Path) -> pd.DataFrame | None:
     """``equations.csv`` when its selected equation records coefficients, else ``None``.
 
@@ -458,6 +533,7 @@ FIGURES: dict[str, tuple[Callable[[Path], Any], Callable[[Any], Figure]]] = {
     "comparison_window": (rundir.read_comparison_windows, comparison_window_figure),
     "comparison_frequency": (rundir.read_comparison_frequency, comparison_frequency_figure),
     "data_fit": (rundir.read_data_fit, data_fit_figure),
+    "classification": (_classification_with_chance, classification_figure),
 }
 
 
@@ -470,7 +546,8 @@ def write_figures(run_dir: str | os.PathLike) -> list[Path]:
     (``trajectories.npz``), ``comparison`` (``comparison.csv``), ``comparison_window``
     (``comparison_windows.csv``, spiking rules), ``comparison_frequency``
     (``comparison_frequency.csv``, spiking rules), ``data_fit`` (``data_fit.csv``, tasks
-    fitted to measured data). A figure whose input is absent, or has no rows, is skipped.
+    fitted to measured data), ``classification`` (``classification.csv``, ``few_shot``). A
+    figure whose input is absent, or has no rows, is skipped.
 
     Args:
       run_dir: the run directory.
@@ -493,5 +570,6 @@ def write_figures(run_dir: str | os.PathLike) -> list[Path]:
 
 __all__ = ["meta_loss_figure", "pareto_figure", "verification_figure", "coefficients_figure", "selected_coefficients",
            "trajectories_figure", "comparison_figure", "comparison_window_figure", "comparison_frequency_figure",
-           "runs_figure", "data_fit_figure", "published_columns", "published_label", "pairing_axis", "MAX_PUBLISHED",
-           "FREQUENCY_RULE_LABELS", "figure_bytes", "save_figure", "FIGURES", "write_figures"]
+           "runs_figure", "data_fit_figure", "classification_figure", "chance_accuracy", "published_columns",
+           "published_label", "pairing_axis", "MAX_PUBLISHED", "FREQUENCY_RULE_LABELS", "figure_bytes", "save_figure",
+           "FIGURES", "write_figures"]

@@ -50,6 +50,7 @@ def build_report(run_dir: str | os.PathLike, figure_paths: Iterable[Path] = (),
     verification = rundir.read_verification(run_dir)
     trajectories = rundir.read_trajectories(run_dir)
     fit, data_fit = rundir.read_fit(run_dir), rundir.read_data_fit(run_dir)
+    classification = rundir.read_classification(run_dir)
     captions = {
         "meta_loss": "Meta-loss and validation loss against meta-training step.",
         "pareto": "Equation front: fit loss against complexity; the star marks the selected equation.",
@@ -64,6 +65,7 @@ def build_report(run_dir: str | os.PathLike, figure_paths: Iterable[Path] = (),
                         "episodes); after a refit on the task, open squares: the regression on the neural rule's dw.",
         "trajectories": sections.trajectories_caption(trajectories),
         "data_fit": sections.data_fit_caption(data_fit),
+        "classification": sections.classification_caption(classification, figures.chance_accuracy(config)),
     }
     figs = {}
     for p in figure_paths:
@@ -83,6 +85,7 @@ def build_report(run_dir: str | os.PathLike, figure_paths: Iterable[Path] = (),
     blocks += sections.front_section(equations, figs)
     blocks += sections.verification_section(verification, figs)
     blocks += sections.behaviour_section(rundir.read_behaviour(run_dir))
+    blocks += sections.classification_section(classification, figs)
     comparison = rundir.read_comparison(run_dir)
     blocks += sections.comparison_section(comparison, equations, figs, comparison_notes)
     blocks += sections.manifest_section(manifest)
@@ -122,7 +125,8 @@ def run(run_dir: str | os.PathLike, behaviour: bool = True) -> dict[str, Any]:
 
     Reads ``config.toml`` and ``manifest.json`` (required) and whichever of
     ``meta_history.csv``, ``equations.csv``, ``verification.csv`` and, for tasks fitted
-    to measured data, ``fit.csv`` and ``data_fit.csv`` exist; writes
+    to measured data, ``fit.csv`` and ``data_fit.csv``, for tasks that write them,
+    ``behaviour.csv`` and ``classification.csv`` exist; writes
     ``comparison.csv`` (the selected equation against the canonical rules, see
     :mod:`analysis.compare`), ``figures/*.png|pdf``, ``tables/*.tex``, ``report.md``
     and ``report.html``, every file atomically (temporary file in the same directory,

@@ -11,7 +11,8 @@ Two kinds of trouble are kept apart:
   ``verification.csv``, ``trajectories.npz``) is normal for a partial run: the loaders
   return ``None`` and the report carries a note from :func:`missing_note`; ``fit.csv``
   and ``data_fit.csv`` exist only for tasks fitted to measured data (``fit_protocols``),
-  so their absence is no note at all;
+  ``behaviour.csv`` and ``classification.csv`` only for tasks that write them
+  (``classification.csv``: ``few_shot``), so their absence is no note at all;
 * a *malformed* file (a column missing, a value that is not a number, no selected
   equation) is a bug upstream: it raises :class:`discover.io.RunDirError` (a
   ``ValueError``) whose message names the file, the problem and the command that
@@ -31,6 +32,8 @@ import pandas as pd
 from .cells import bool_column, id_text, numeric_column, parse_coefficients, text_column
 from .contract import (
     BEHAVIOUR,
+    CLASSIFICATION,
+    CLASSIFICATION_OPTIONAL_NUMERIC,
     COMPARISON,
     COMPARISON_FREQUENCY,
     COMPARISON_WINDOWS,
@@ -462,6 +465,68 @@ def read_behaviour(run_dir: str | os.PathLike) -> pd.DataFrame | None:
     return df
 
 
+def read_classification(run_dir: str | os.PathLike) -> pd.DataFrame | None:
+    """Read ``classification.csv`` (verification; tasks that learn to classify: ``few_shot``).
+
+    One row per ``method`` (the meta-learned rule ``neural``, the distilled ``equation``
+    and baselines such as ``backprop``, ``backprop_adam``, ``feedback_alignment``,
+    ``readout_only``, ``hebbian``, ``oja``): ``accuracy_mean``, the query accuracy on
+    held-out classes as a fraction, mean over ``seeds`` seeds, and its 95 % t-interval
+    ``ci_low, ci_high``; optional ``learning_rate`` (tuned on the training classes),
+    ``angle_to_backprop_deg`` and ``angle_hidden_deg`` (mean angle between the method's
+    weight update and backprop's, all synapses / hidden layers only) and ``equation``
+    (the rule as text), each NaN or empty where a method has none.
+
+    Args:
+      run_dir: the run directory.
+
+    Returns:
+      The table in file order, ``seeds`` as ints, ``method`` and ``equation`` as strings
+      (empty where absent), or ``None`` if the file is absent.
+
+    Raises:
+      RunDirError: if a column is missing, a number is malformed, a method is empty or
+        repeated, ``seeds`` is not a whole number >= 1 or an ``accuracy_mean`` is not a
+        fraction in [0, 1].
+    """
+    df = _read_csv(run_dir, CLASSIFICATION)
+    if df is None:
+        return None
+    path = Path(run_dir) / CLASSIFICATION
+    for col in CLASSIFICATION_OPTIONAL_NUMERIC:
+        if col in df.columns:
+            numeric_column(df, col, path, CLASSIFICATION)
+    text_column(df, "method")
+    df["method"] = df["method"].str.strip()
+    repeated = df["method"].duplicated()
+    if repeated.any():
+        row = int(repeated.to_numpy().nonzero()[0][0])
+        raise run_dir_error(
+            f"{path}: column 'method' names {df['method'].iloc[row]!r} twice (again in row {row + 1}); "
+            f"{regenerate(CLASSIFICATION)}"
+        )
+    if "equation" in df.columns:
+        text_column(df, "equation")
+    seeds = df["seeds"]
+    bad = ~((seeds >= 1) & (seeds == seeds.round()))
+    if bad.any():
+        row = int(bad.to_numpy().nonzero()[0][0])
+        raise run_dir_error(
+            f"{path}: column 'seeds' must hold whole numbers >= 1, but row {row + 1} holds "
+            f"{float(seeds.iloc[row]):g}; {regenerate(CLASSIFICATION)}"
+        )
+    df["seeds"] = seeds.astype(int)
+    acc = df["accuracy_mean"]
+    bad = (acc < 0) | (acc > 1)
+    if bad.any():
+        row = int(bad.to_numpy().nonzero()[0][0])
+        raise run_dir_error(
+            f"{path}: column 'accuracy_mean' must hold fractions in [0, 1] (not percent), but row {row + 1} "
+            f"holds {float(acc.iloc[row]):g}; {regenerate(CLASSIFICATION)}"
+        )
+    return df
+
+
 def missing_inputs(
     run_dir: str | os.PathLike,
     names: Sequence[str] = (META_HISTORY, EQUATIONS, VERIFICATION),
@@ -480,7 +545,8 @@ def read_all(run_dir: str | os.PathLike) -> dict[str, Any]:
     Returns:
       ``{"config": dict, "config_text": str, "manifest": dict, "meta_history": df | None,
       "equations": df | None, "verification": df | None, "trajectories": dict | None,
-      "fit": df | None, "data_fit": df | None}``.
+      "fit": df | None, "data_fit": df | None, "behaviour": df | None,
+      "classification": df | None}``.
 
     Raises:
       RunDirError: as the individual readers do.
@@ -496,14 +562,16 @@ def read_all(run_dir: str | os.PathLike) -> dict[str, Any]:
         "trajectories": read_trajectories(run_dir),
         "fit": read_fit(run_dir),
         "data_fit": read_data_fit(run_dir),
+        "behaviour": read_behaviour(run_dir),
+        "classification": read_classification(run_dir),
     }
 
 
 __all__ = ["CONFIG", "MANIFEST", "META_HISTORY", "EQUATIONS", "VERIFICATION", "COMPARISON", "COMPARISON_WINDOWS",
-           "COMPARISON_FREQUENCY", "TRAJECTORIES", "FIT", "DATA_FIT", "PRODUCERS", "REQUIRED_COLUMNS",
-           "VERIFICATION_KINDS", "FIT_KINDS",
+           "COMPARISON_FREQUENCY", "TRAJECTORIES", "FIT", "DATA_FIT", "BEHAVIOUR", "CLASSIFICATION", "PRODUCERS",
+           "REQUIRED_COLUMNS", "VERIFICATION_KINDS", "FIT_KINDS",
            "TRAJECTORY_ARRAYS", "missing_note", "parse_coefficients", "read_config", "read_manifest",
            "read_meta_history", "read_equations", "selected_row", "read_verification", "read_comparison",
            "read_comparison_windows", "read_comparison_frequency", "read_fit", "read_data_fit", "read_behaviour",
-           "read_trajectories",
+           "read_classification", "read_trajectories",
            "missing_inputs", "read_all"]

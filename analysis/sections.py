@@ -32,6 +32,7 @@ from .blocks import (
     number,
     seconds,
 )
+from .cells import has_values
 from .contract import regenerate
 from .latex import row_timescales, timescales_text
 
@@ -318,6 +319,134 @@ def behaviour_section(behaviour: pd.DataFrame | None) -> list[Block]:
     return blocks
 
 
+#: The claim of Shervani-Tabar & Rosenbaum 2023 (Nat. Commun. 14:1805) that the verdict of the
+#: classification section tests: a meta-learned rule at least this many points (of query
+#: accuracy, %) above feedback alignment, and at most this many below backprop (SGD).
+CLAIM_ABOVE_FEEDBACK_ALIGNMENT = 5.0
+CLAIM_WITHIN_BACKPROP = 2.0
+
+
+def percent(x: Any) -> str:
+    """A fraction as percent with one decimal (``0.6124`` -> ``"61.2"``), ``n/a`` for NaN."""
+    x = float(x)
+    return "n/a" if math.isnan(x) else f"{100 * x:.1f}"
+
+
+def accuracy_text(mean: Any, lo: Any, hi: Any) -> str:
+    """``"61.2 % [59.3, 62.6]"`` from fractions; the interval left out where it is NaN."""
+    text = percent(mean)
+    if text == "n/a":
+        return text
+    text += " %"
+    if not (math.isnan(float(lo)) or math.isnan(float(hi))):
+        text += f" [{percent(lo)}, {percent(hi)}]"
+    return text
+
+
+def _degrees(x: Any) -> str:
+    x = float(x)
+    return "n/a" if math.isnan(x) else f"{x:.1f}"
+
+
+#: Optional columns of ``classification.csv`` -> (header in the report, cell formatter).
+_CLASSIFICATION_OPTIONAL = {
+    "learning_rate": ("learning rate", number),
+    "angle_to_backprop_deg": ("angle (deg)", _degrees),
+    "angle_hidden_deg": ("hidden angle (deg)", _degrees),
+    "equation": ("equation", lambda t: code(t) if t else ""),
+}
+
+
+def classification_section(classification: pd.DataFrame | None,
+                           figs: dict[str, FigureBlock] | None = None) -> list[Block]:
+    """Each method's query accuracy on held-out classes (``classification.csv``, ``few_shot``).
+
+    A sentence saying what the numbers are, a table (method, accuracy in percent with its
+    95 % t-interval, seeds and, where the file has them, learning rate, angles to backprop's
+    update and the rule as text), the ``classification`` figure and, when the file has the
+    rows ``equation``, ``feedback_alignment`` and ``backprop``, a verdict on the claim of
+    Shervani-Tabar & Rosenbaum 2023 (see :func:`classification_verdict`). Nothing when the
+    task writes no such file.
+
+    Args:
+      classification: :func:`analysis.rundir.read_classification`'s table, or ``None``.
+      figs: the figures written (``classification`` is shown).
+
+    Returns:
+      The blocks of the section, or ``[]``.
+    """
+    if classification is None or classification.empty:
+        return []
+    df = classification
+    blocks: list[Block] = [Heading("Classification")]
+    blocks.append(Para("Query accuracy on held-out classes (classes no stage of meta-training saw): mean and 95 % "
+                       "t-interval over the seeds, each seed the mean over its episodes; the baselines' learning "
+                       "rates were tuned on the training classes. Angle: the mean angle between the method's weight "
+                       "update and backprop's at the same weights, over all synapses (hidden angle: the hidden "
+                       "layers only); 0° is backprop's direction, 90° orthogonal to it."))
+    optional = [c for c in _CLASSIFICATION_OPTIONAL if c in df.columns and has_values(df[c])]
+    header = ["method", "accuracy", "seeds", *(_CLASSIFICATION_OPTIONAL[c][0] for c in optional)]
+    rows = [
+        [code(r["method"]), accuracy_text(r["accuracy_mean"], r["ci_low"], r["ci_high"]), str(int(r["seeds"])),
+         *(_CLASSIFICATION_OPTIONAL[c][1](r[c]) for c in optional)]
+        for _, r in df.iterrows()
+    ]
+    blocks.append(Table(header, rows))
+    verdict = classification_verdict(df)
+    if verdict:
+        blocks.append(Para(verdict))
+    if figs and "classification" in figs:
+        blocks.append(figs["classification"])
+    blocks.append(Para("LaTeX: `tables/classification.tex`; data: `classification.csv`."))
+    return blocks
+
+
+def classification_verdict(classification: pd.DataFrame) -> str:
+    """How the distilled equation compares with feedback alignment and backprop (SGD), and
+    whether that meets the claim of Shervani-Tabar & Rosenbaum 2023: at least
+    :data:`CLAIM_ABOVE_FEEDBACK_ALIGNMENT` points above feedback alignment and within
+    :data:`CLAIM_WITHIN_BACKPROP` points of backprop. ``""`` unless the table has the rows
+    ``equation``, ``feedback_alignment`` and ``backprop``.
+
+    Example: ``"The distilled equation is 9.5 points below feedback alignment and 40.9
+    points below backprop (SGD): it does **not** meet the claim ...; it is less than 5
+    points above feedback alignment and it is more than 2 points below backprop."``
+    """
+    acc = dict(zip(classification["method"], classification["accuracy_mean"].astype(float)))
+    if not all(m in acc for m in ("equation", "feedback_alignment", "backprop")):
+        return ""
+    eq, fa, bp = (100 * acc[m] for m in ("equation", "feedback_alignment", "backprop"))
+    if any(math.isnan(v) for v in (eq, fa, bp)):
+        missing = [m for m, v in (("equation", eq), ("feedback_alignment", fa), ("backprop", bp)) if math.isnan(v)]
+        return (f"No verdict on the claim of Shervani-Tabar & Rosenbaum 2023: {', '.join(code(m) for m in missing)} "
+                "has no accuracy.")
+    above_fa, below_bp = eq - fa, bp - eq
+
+    def side(diff: float, name: str) -> str:
+        return f"{abs(diff):.1f} points {'above' if diff >= 0 else 'below'} {name}"
+
+    text = f"The distilled equation is {side(above_fa, 'feedback alignment')} and {side(-below_bp, 'backprop (SGD)')}"
+    claim = (f"the claim of Shervani-Tabar & Rosenbaum 2023 (at least {CLAIM_ABOVE_FEEDBACK_ALIGNMENT:g} points above "
+             f"feedback alignment and within {CLAIM_WITHIN_BACKPROP:g} points of backprop)")
+    short = [*([f"it is less than {CLAIM_ABOVE_FEEDBACK_ALIGNMENT:g} points above feedback alignment"]
+               if above_fa < CLAIM_ABOVE_FEEDBACK_ALIGNMENT else []),
+             *([f"it is more than {CLAIM_WITHIN_BACKPROP:g} points below backprop"]
+               if below_bp > CLAIM_WITHIN_BACKPROP else [])]
+    if not short:
+        return f"{text}: it meets {claim}."
+    return f"{text}: it does **not** meet {claim}; {' and '.join(short)}."
+
+
+def classification_caption(classification: pd.DataFrame | None, chance: float | None = None) -> str:
+    """Caption of the classification figure (``classification.csv``); ``chance``: the chance
+    accuracy (a fraction, 1/ways) drawn as a dashed line, or ``None`` where unknown."""
+    if classification is None:
+        return ""
+    line = f"; dashed: chance ({percent(chance)} %, one over the number of classes of an episode)" if chance else ""
+    return ("Query accuracy on held-out classes per method (bars: mean over the seeds; error bars: 95 % "
+            f"t-interval){line}. Black: the meta-learned rule, blue: the distilled equation, orange: baselines.")
+
+
 def front_section(equations: pd.DataFrame | None, figs: dict[str, FigureBlock]) -> list[Block]:
     blocks: list[Block] = [Heading("Equation front")]
     if equations is None:
@@ -534,7 +663,8 @@ def trajectories_caption(trajectories: dict[str, Any] | None) -> str:
 
 
 __all__ = ["fit_section", "task_section", "meta_section", "selected_section", "data_fit_section", "front_section",
-           "verification_section", "comparison_section", "manifest_section", "trajectories_caption",
+           "verification_section", "behaviour_section", "classification_section", "classification_verdict",
+           "classification_caption", "comparison_section", "manifest_section", "trajectories_caption",
            "frequency_caption", "data_fit_caption"]
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import rundir
+from .cells import has_values
 from .latex import (
     WRAP,
     breakable_math,
@@ -392,14 +393,88 @@ def fit_table(
     )
 
 
+def _percent_cell(x: float) -> str:
+    return "--" if math.isnan(float(x)) else f"${100 * float(x):.1f}$"
+
+
+def _degrees_cell(x: float) -> str:
+    return "--" if math.isnan(float(x)) else f"${float(x):.1f}$"
+
+
+def classification_table(
+    df: pd.DataFrame,
+    digits: int = 3,
+    caption: str | None = None,
+    label: str = "tab:classification",
+) -> str:
+    r"""A booktabs table of each method's query accuracy on held-out classes (``few_shot``).
+
+    Columns: method (wraps after its underscores), accuracy in percent (one decimal), its
+    95 % t-interval, the seeds (in the caption when every method has the same number)
+    and, where ``df`` has them, the learning rate (``digits`` significant figures) and the
+    angles of the update to backprop's (degrees, one decimal; all synapses, hidden layers),
+    in the order of ``df``. The rules as text (column ``equation``) are left to
+    ``report.md``: beside seven numbers they would not fit the width of a page.
+
+    Args:
+      df: ``classification.csv`` as :func:`analysis.rundir.read_classification` returns it;
+        needs ``method, accuracy_mean, ci_low, ci_high, seeds`` (fractions) and uses
+        ``learning_rate, angle_to_backprop_deg, angle_hidden_deg`` when present.
+      digits: significant figures of the learning rate.
+      caption: caption text (LaTeX); a default explains the columns.
+      label: the ``\label`` key.
+
+    Returns:
+      The ``table`` environment as a string ending in a newline.
+
+    Example::
+
+      >>> df = pd.DataFrame({"method": ["equation", "backprop"], "accuracy_mean": [0.5, 0.6],
+      ...                    "ci_low": [0.48, 0.58], "ci_high": [0.52, 0.62], "seeds": [5, 5],
+      ...                    "learning_rate": [float("nan"), 0.05]})
+      >>> tex = classification_table(df)
+    """
+    lr, ang, ang_h = (c in df.columns and has_values(df[c])
+                      for c in ("learning_rate", "angle_to_backprop_deg", "angle_hidden_deg"))
+    seeds = sorted(set(df["seeds"].astype(int)))
+    per_method = len(seeds) > 1
+    if caption is None:
+        over = "the seeds" if per_method or not seeds else f"{seeds[0]} seed{'s' if seeds[0] != 1 else ''}"
+        parts = [rf"Query accuracy (\%) on held-out classes: mean and 95\,\% $t$-interval (CI) over {over}"]
+        if lr:
+            parts.append(r"$\eta$: learning rate, tuned on the training classes")
+        if ang or ang_h:
+            parts.append(r"$\angle$: mean angle between the method's weight update and backprop's, over all "
+                         r"synapses and over the hidden layers only ($0^\circ$: backprop's direction)")
+        caption = "; ".join(parts) + "."
+    rows = []
+    for _, row in df.iterrows():
+        lo, hi = float(row["ci_low"]), float(row["ci_high"])
+        ci = "--" if math.isnan(lo) or math.isnan(hi) else rf"$[{100 * lo:.1f}, {100 * hi:.1f}]$"
+        rows.append([
+            breakable_text(row["method"]),
+            _percent_cell(row["accuracy_mean"]),
+            ci,
+            *([str(int(row["seeds"]))] if per_method else []),
+            *([math_cell(row["learning_rate"], digits)] if lr else []),
+            *([_degrees_cell(row["angle_to_backprop_deg"])] if ang else []),
+            *([_degrees_cell(row["angle_hidden_deg"])] if ang_h else []),
+        ])
+    header = ["Method", r"Accuracy (\%)", "CI", *(["Seeds"] if per_method else []), *([r"$\eta$"] if lr else []),
+              *([r"$\angle$ ($^\circ$)"] if ang else []), *([r"$\angle_\mathrm{hidden}$ ($^\circ$)"] if ang_h else [])]
+    colspec = r">{\raggedright\arraybackslash}p{0.2\linewidth}rc" + "r" * (per_method + lr + ang + ang_h)
+    return environment(caption, label, colspec, header, rows)
+
+
 def write_tables(run_dir: str | os.PathLike) -> list[Path]:
     """Write the LaTeX tables of a run directory into its ``tables/`` folder.
 
     Writes ``tables/equations.tex`` (if ``equations.csv`` exists),
     ``tables/verification.tex`` (if ``verification.csv`` exists),
     ``tables/comparison.tex`` (if ``comparison.csv`` exists), ``tables/fit.tex`` (if
-    ``fit.csv`` exists: tasks fitted to measured data) and always ``tables/preview.tex``;
-    each file atomically.
+    ``fit.csv`` exists: tasks fitted to measured data), ``tables/classification.tex`` (if
+    ``classification.csv`` exists: ``few_shot``) and always ``tables/preview.tex``; each
+    file atomically.
 
     Args:
       run_dir: the run directory.
@@ -433,11 +508,16 @@ def write_tables(run_dir: str | os.PathLike) -> list[Path]:
         written.append(atomic_write_text(out / "fit.tex", fit_table(fit, experiments=n)))
     elif (out / "fit.tex").exists():
         (out / "fit.tex").unlink()  # stale: fit.csv is gone
+    classification = rundir.read_classification(run_dir)
+    if classification is not None and len(classification):
+        written.append(atomic_write_text(out / "classification.tex", classification_table(classification)))
+    elif (out / "classification.tex").exists():
+        (out / "classification.tex").unlink()  # stale: classification.csv is gone
     preview = preview_document([p.name for p in written])
     written.append(atomic_write_text(out / "preview.tex", preview))
     return written
 
 
-__all__ = ["equations_table", "verification_table", "comparison_table", "fit_table", "runs_table_latex", "write_tables",
-           "escape_latex", "expr_latex", "format_number", "equation_latex", "preview_document", "breakable_text",
-           "breakable_math"]
+__all__ = ["equations_table", "verification_table", "comparison_table", "fit_table", "classification_table",
+           "runs_table_latex", "write_tables", "escape_latex", "expr_latex", "format_number", "equation_latex",
+           "preview_document", "breakable_text", "breakable_math"]

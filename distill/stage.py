@@ -266,6 +266,14 @@ def distill_rule(task, rule, params, cfg: Config, engine, progress: bool = True,
         front = extra_rows(front, extra, X, dw, names, backend="data")
         if progress:
             print(f"distill: {len(extra)} term sets fitted to the task's data directly join the front", flush=True)
+    own = pruned_student(rule, params, names, X) if getattr(task, "prune_student", False) else []
+    if own:
+        from .front import extra_rows
+
+        front = extra_rows(front, own, X, dw, names, backend="student")
+        if progress:
+            print(f"distill: the polynomial student and its prunings ({len(own)} equations, largest terms first) "
+                  "join the front", flush=True)
     front = add_intervals(front, names, X, dw, groups, d.bootstrap, d.seed)
     timescales = {k: float(v) for k, v in rule.tau(params).items()}  # the learned ones, where learned
     front["timescales"] = [json.dumps(read_timescales(e, timescales)) for e in front["sympy"]]
@@ -276,6 +284,30 @@ def distill_rule(task, rule, params, cfg: Config, engine, progress: bool = True,
     front["selected"] = False
     front.loc[select(front, policy), "selected"] = True
     return front, (names, X, dw, groups)
+
+
+def pruned_student(rule, params, names, X) -> list:
+    """A polynomial student is an equation already: itself, and its prunings that keep the
+    ``k`` terms of largest root-mean-square value on the samples ``X`` (k = 1, 2, ...), as
+    equations of their learned coefficients. Where a task's rule acts through many small
+    terms whose sum matters (few_shot: a regression on the student's ``dw`` drops terms that
+    its learning needs), verification can then pick the simplest pruning that still works.
+    ``[]`` for other rules."""
+    import sympy
+
+    from discover.rules.polynomial import PolynomialRule
+
+    from .simplify import evaluate
+
+    if not isinstance(rule, PolynomialRule):
+        return []
+    parts = [t for t in sympy.Add.make_args(sympy.expand(rule.as_expr(params))) if t != 0]
+    if not parts:
+        return []
+    Xf = np.asarray(X, np.float64)
+    size = [float(np.sqrt(np.mean(np.asarray(evaluate(t, Xf, names), np.float64) ** 2))) for t in parts]
+    order = np.argsort(size)[::-1]
+    return [sympy.Add(*[parts[i] for i in order[:k]]) for k in range(1, len(parts) + 1)]
 
 
 def read_timescales(equation: str, timescales: dict[str, float]) -> dict[str, float]:

@@ -132,3 +132,17 @@ def test_few_shot_needs_the_layered_network():
     d["network"] = {"kind": "rate"}
     with pytest.raises(ConfigError, match="rate_layers"):
         config_from_dict(d)
+
+
+def test_a_polynomial_student_joins_the_front_with_its_prunings_largest_terms_first():
+    from discover.rules import PolynomialRule
+    from distill.stage import pruned_student
+
+    rule = PolynomialRule(inputs=("x", "e_post"), degree=2, output_scale=1.0, start="-0.5*e_post*x + 0.01*x**2 + 0.2*x")
+    params = rule.init(jax.random.key(0))
+    X = np.random.default_rng(0).normal(size=(500, 2))
+    got = [{str(t): float(c) for t, c in e.as_coefficients_dict().items()}
+           for e in pruned_student(rule, params, ("x", "e_post"), X)]
+    assert [sorted(g) for g in got] == [["e_post*x"], ["e_post*x", "x"], ["e_post*x", "x", "x**2"]]
+    assert got[-1] == pytest.approx({"e_post*x": -0.5, "x": 0.2, "x**2": 0.01}, rel=1e-5)
+    assert pruned_student(MLPRule(inputs=("x",)), {}, ("x",), X) == []

@@ -66,6 +66,9 @@ class Task:
     between_spikes: ClassVar[bool] = True
     # the local variable a rollout records as its activity (None: the network's, y or s_post)
     activity: ClassVar[str | None] = None
+    # distillation adds a polynomial student itself and its prunings to the front
+    # (distill.stage.pruned_student), where a regression on its dw drops terms it needs
+    prune_student: ClassVar[bool] = False
 
     @classmethod
     def from_config(cls, cfg, network) -> "Task":

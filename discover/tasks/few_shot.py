@@ -331,12 +331,10 @@ class FewShot(Task):
         for k, (task, rule, params) in self.baselines().items():
             methods[k] = (task, rule, params, self.tuned[k])
         rows = []
-        from distill.verify import rule_text
-
         for name, (task, rule, params, lr) in methods.items():
             accs = np.array([task.mean_accuracy(rule, params, eps) for eps in seeds])
             ang, ang_h = task.angle_to_backprop(rule, params, probe)
-            rows.append(_row(name, accs, stats, lr, ang, ang_h, rule_text(rule)))
+            rows.append(_row(name, accs, stats, lr, ang, ang_h, _equation(rule, params)))
         accs = np.array([float(np.mean(self.adam_scores(self.tuned["backprop_adam"], eps))) for eps in seeds])
         rows.append(_row("backprop_adam", accs, stats, self.tuned["backprop_adam"], np.nan, np.nan, "Adam (optax)"))
         order = ["neural", "equation", "backprop", "backprop_adam", "feedback_alignment", "readout_only", "hebbian",
@@ -351,6 +349,21 @@ class FewShot(Task):
         cos, cos_h = self.compiled(_angles, rule)(params, episodes)
         deg = lambda v: float(np.degrees(np.arccos(np.clip(np.nanmean(np.asarray(v)), -1, 1))))  # noqa: E731
         return deg(cos), deg(cos_h)
+
+
+def _equation(rule, params) -> str:
+    """A rule's equation at its parameters (a learned term pool's, not its starting values);
+    blank for an MLP."""
+    from distill.simplify import format_equation
+    from distill.verify import rule_text
+
+    from ..rules import PolynomialRule, SymbolicRule
+
+    if isinstance(rule, SymbolicRule):
+        return format_equation(rule.bound_expr(params))
+    if isinstance(rule, PolynomialRule):
+        return format_equation(rule.as_expr(params))
+    return rule_text(rule)
 
 
 def _row(name, accs, stats, lr, ang, ang_h, equation):

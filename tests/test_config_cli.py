@@ -163,7 +163,7 @@ def test_wrong_types(data, message):
     "data,message",
     [
         ({"network": {"kind": "quantum"}}, "[network] kind = 'quantum' is not a known network; choose one of "
-         "'rate', 'rate_lateral', 'lif', or name your own class by import path, e.g. \"my_module:MyClass\"."),
+         "'rate', 'rate_lateral', 'lif', 'rate_layers', or name your own class by import path, e.g. \"my_module:MyClass\"."),
         ({"rule": {"kind": "transformer"}}, "[rule] kind = 'transformer' is not a known rule; choose one of "
          "'mlp', 'polynomial', 'symbolic', 'auto', or name your own class by import path, e.g. \"my_module:MyClass\"."),
         ({"rule": {"kind": "polynomal"}}, "[rule] kind = 'polynomal' is not a known rule; choose one of "

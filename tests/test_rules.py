@@ -38,6 +38,8 @@ REFERENCE = {
     "homeostatic_stdp": lambda p, v: v["s_post"] * (p["lam"] * v["tr_pre"] + p["w_out"]),
     "foldiak": lambda p, v: -p["eta"] * v["x"] * v["y"],
     "vogels_istdp": lambda p, v: p["eta"] * (v["s_pre"] * (v["tr_post"] - p["alpha"]) + v["s_post"] * v["tr_pre"]),
+    "pseudo_gradient": lambda p, v: -p["eta"] * v["e_post"] * v["x"],
+    "error_hebbian": lambda p, v: -p["eta"] * v["e_post"] * v["e_pre"],
 }
 REF_INPUTS = {
     "hebb_decay": {"x", "y", "w"},
@@ -51,6 +53,8 @@ REF_INPUTS = {
     "homeostatic_stdp": {"s_post", "tr_pre"},
     "foldiak": {"x", "y"},
     "vogels_istdp": {"s_pre", "s_post", "tr_pre", "tr_post"},
+    "pseudo_gradient": {"e_post", "x"},
+    "error_hebbian": {"e_post", "e_pre"},
 }
 
 RATE_IN = ("x", "y", "w")

@@ -16,13 +16,17 @@ decay, of the size of Oja's own decay at these rates).
     .venv/bin/python benchmarks/infer_recordings.py --example configs/recordings/oja_10x10.npz  # configs/infer_oja.toml
     .venv/bin/python benchmarks/infer_recordings.py --spiking --seeds 1 --json benchmarks/results/infer_spiking.json
 
-Every finished run's row is kept in ``--json`` and reused, so an interrupted grid resumes.
+Every finished run's row is kept in ``--json`` and reused, so an interrupted grid resumes;
+``--shard i/k`` splits the cells over k processes sharing one ``--json``. A run whose
+meta-training fails (the student's weights diverge) is run once more at half the meta-learning
+rate, as the error advises (``retried``); failing again, it is a miss with the reason in ``why``.
 Prints one markdown table per rule (README.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -118,16 +122,32 @@ def infer_and_score(cfg, run_dir: Path, truth: str) -> dict:
     """discover, distill and verify ``cfg`` into ``run_dir``; whether the selected equation is ``truth``."""
     from discover import stage as dstage
     from discover.io import selected_equation
+    from discover.meta import MetaTrainingError
     from distill import stage as sstage
     from distill import verify
 
     t0 = time.perf_counter()
-    dstage.run(cfg, run_dir, progress=False)
+    retried = False
+    try:
+        dstage.run(cfg, run_dir, progress=False)
+    except MetaTrainingError as e:
+        # what the error tells a user to do: once, at half the meta-learning rate, in a new run directory;
+        # a second failure is a miss, not the grid's end
+        retried = True
+        cfg = dataclasses.replace(cfg, meta=dataclasses.replace(cfg.meta, learning_rate=cfg.meta.learning_rate / 2))
+        run_dir = run_dir.with_name(run_dir.name + "_lr_half")
+        try:
+            dstage.run(cfg, run_dir, progress=False)
+        except MetaTrainingError as e2:
+            return {"recovered": False, "retried": True, "selected": "",
+                    "why": f"meta-training failed twice: {str(e).split('. ')[0]}; {str(e2).split('. ')[0]}",
+                    "seconds": round(time.perf_counter() - t0, 1)}
     sstage.run(cfg, run_dir, progress=False)
     verify.run(cfg, run_dir, progress=False)
     sel = selected_equation(run_dir)
     ok, why = recovered({t: v["value"] for t, v in json.loads(sel["coefficients"]).items()}, truth)
-    return {"recovered": ok, "why": why, "selected": str(sel["equation"]), "seconds": round(time.perf_counter() - t0, 1)}
+    return {"recovered": ok, "retried": retried, "why": why, "selected": str(sel["equation"]),
+            "seconds": round(time.perf_counter() - t0, 1)}
 
 
 def run_cell(rule, noise, recorded, seed, a, out: Path) -> dict:
@@ -142,6 +162,31 @@ def run_cell(rule, noise, recorded, seed, a, out: Path) -> dict:
             **infer_and_score(cfg, run / "run", RULES[rule])}
 
 
+def key(row: dict) -> tuple:
+    return row["rule"], row["noise"], row["recorded"], row["seed"], row["n"]
+
+
+def merge(store: Path | None, new: list[dict]) -> list[dict]:
+    """The rows in ``store`` and ``new`` (a new row replaces a stored one of its cell and seed),
+    written back under an exclusive lock so that --shard processes can share the file."""
+    import fcntl
+
+    if store is None:
+        return new
+    store.parent.mkdir(parents=True, exist_ok=True)
+    with open(store.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        rows = json.loads(store.read_text())["results"] if store.exists() else []
+        fresh = {key(r) for r in new}
+        rows = [r for r in rows if key(r) not in fresh] + new
+        if new:
+            tmp = store.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"benchmark": "infer_recordings", "tolerance": TOLERANCE, "results": rows},
+                                      indent=1))
+            tmp.replace(store)
+    return rows
+
+
 def table(rows, rule, noises, recordeds) -> str:
     lines = [f"**{rule}** `{RULES[rule]}`: recovered / seeds", "",
              "| noise (s.d.) | " + " | ".join(f"recorded {r:g}" for r in recordeds) + " |",
@@ -152,6 +197,10 @@ def table(rows, rule, noises, recordeds) -> str:
             got = [x for x in rows if x["rule"] == rule and x["noise"] == nz and x["recorded"] == r]
             cells.append(f"{sum(x['recovered'] for x in got)}/{len(got)}" if got else "–")
         lines.append(f"| {nz:g} | " + " | ".join(cells) + " |")
+    retried = [x for x in rows if x["rule"] == rule and x.get("retried")]
+    if retried:
+        lines += ["", f"{len(retried)} run(s) diverged at the first meta-learning rate and were rerun at half of it "
+                      f"({sum(x['recovered'] for x in retried)} recovered)."]
     return "\n".join(lines)
 
 
@@ -167,6 +216,8 @@ def main(argv=None) -> int:
     ap.add_argument("--meta-steps", type=int, default=1000)
     ap.add_argument("--out", default="runs/infer_recordings")
     ap.add_argument("--json", default=None, help="keep every row here and reuse it")
+    ap.add_argument("--shard", default="0/1", help="i/k: run every k-th cell from the i-th, so k processes can "
+                    "share one --json (rows are merged under a lock)")
     ap.add_argument("--example", default=None, help="only write the example recording of configs/infer_oja.toml")
     ap.add_argument("--spiking", action="store_true", help="only pair STDP from spikes, 20 %% unrecorded (--seeds)")
     a = ap.parse_args(argv)
@@ -197,23 +248,25 @@ def main(argv=None) -> int:
         return 2
     noises = [float(v) for v in a.noise.split(",")]
     recordeds = [float(v) for v in a.recorded.split(",")]
+    try:
+        shard, shards = (int(v) for v in a.shard.split("/"))
+        assert 0 <= shard < shards
+    except (ValueError, AssertionError):
+        print(f"error: --shard {a.shard!r}: write i/k with 0 <= i < k, e.g. 1/2", file=sys.stderr)
+        return 2
     store = Path(a.json) if a.json else None
-    rows = json.loads(store.read_text())["results"] if store and store.exists() else []
-    done = {(r["rule"], r["noise"], r["recorded"], r["seed"], r["n"]) for r in rows}
+    rows = merge(store, [])
+    done = {key(r) for r in rows}
     # seeds outermost: an interrupted grid has (nearly) as many seeds in every cell
     cells = [(seed, rule, nz, rec) for seed in range(a.seeds) for rule in rules for nz in noises for rec in recordeds]
-    for seed, rule, nz, rec in cells:
+    for seed, rule, nz, rec in cells[shard::shards]:
         if (rule, nz, rec, seed, a.n) in done:
             continue
         row = run_cell(rule, nz, rec, seed, a, Path(a.out))
-        rows.append(row)
         print(f"{rule} noise {nz:g} recorded {rec:g} seed {seed}: "
               f"{'recovered' if row['recovered'] else 'not recovered (' + row['why'] + ')'}  "
               f"{row['selected']}  ({row['seconds']} s)", flush=True)
-        if store:
-            store.parent.mkdir(parents=True, exist_ok=True)
-            store.write_text(json.dumps({"benchmark": "infer_recordings", "tolerance": TOLERANCE,
-                                         "results": rows}, indent=1))
+        rows = merge(store, [row]) if store else [*rows, row]
     for rule in rules:
         print("\n" + table([r for r in rows if r["n"] == a.n], rule, noises, recordeds))
     return 0

@@ -98,6 +98,23 @@ def test_episodes_draw_training_classes_and_evaluation_the_held_out_ones():
         assert len(cls) == 1 and cls == qcls
 
 
+def test_augmented_training_classes_are_transformed_copies_and_held_out_classes_stay_as_they_are():
+    task = FewShot.make(NET, steps=15, shots=5, queries=4, train_classes=[0, 1, 2, 3], test_classes=[6, 7, 8],
+                        augment=["negate", "reverse"])
+    assert task.train_classes == [v * 10 + c for v in range(4) for c in range(4)]
+    X, labels = load_dataset("digits")
+    lookup = {}
+    for v, Xv in enumerate((X, -X, X[:, ::-1], -X[:, ::-1])):
+        lookup |= {Xv[i].tobytes(): (v, int(labels[i])) for i in range(len(X)) if not (v and labels[i] > 4)}
+
+    def seen(eps):
+        return {lookup[r.tobytes()] for r in np.asarray(eps["x"]).reshape(-1, 64)}
+
+    train = seen(task.sample(jax.random.key(0), 64))
+    assert {v for v, _ in train} == {0, 1, 2, 3} and {c for _, c in train} == {0, 1, 2, 3}
+    assert seen(task.evaluation_sample(jax.random.key(0), 16)) == {(0, 6), (0, 7), (0, 8)}
+
+
 def test_backprop_learns_held_out_classes_and_no_plasticity_stays_at_chance():
     net = LayeredRateNetwork(n_pre=64, n_post=3, hidden=(20,), feedback="symmetric")
     task = FewShot.make(net, steps=30, shots=10, queries=10)
@@ -120,6 +137,7 @@ def few_shot_config(**task):
     ({"test_classes": [4, 5, 6, 7, 8]}, "classes [4] are in both train_classes and test_classes"),
     ({"train_classes": [0, 1, 2]}, "must hold at least n_post = 5 different classes"),
     ({"dataset": "mnist"}, "mnist"),
+    ({"augment": ["rotate"]}, "[task] augment = ['rotate']: list each of negate, reverse at most once"),
 ])
 def test_bad_few_shot_configs_are_named(task, msg):
     with pytest.raises(ConfigError) as e:

@@ -76,6 +76,15 @@ def load_dataset(name: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 DIMS = {"digits": 64, "mnist1d": 40}  # input dimension of each data set
+AUGMENTATIONS = {"negate": lambda X: -X, "reverse": lambda X: X[:, ::-1]}
+
+
+def augmented(X: np.ndarray, augment) -> list[np.ndarray]:
+    """``X`` under every composition of the named transformations, ``X`` itself first."""
+    out = [X]
+    for name in augment:
+        out += [AUGMENTATIONS[name](v) for v in out]
+    return out
 
 
 @TASKS.register("few_shot")
@@ -100,6 +109,10 @@ class FewShot(Task):
         eval_seeds: int = 5  # the classification table: seeds of eval_episodes held-out episodes each
         eval_episodes: int = 100
         angle_episodes: int = 16  # episodes over which the angle with backprop's update is measured
+        # new training classes made of old ones (Santoro et al. 2016, ICML, section 5: Omniglot's rotations
+        # as new classes): "negate" (-x), "reverse" (x in reverse order; digits: turned by 180 degrees) and
+        # their compositions; held-out classes are never transformed
+        augment: list[str] = field(default_factory=list)
 
         choices: ClassVar[dict[str, tuple]] = {"dataset": DATASETS}
         positive: ClassVar[tuple[str, ...]] = ("shots", "queries", "lr_points", "tune_episodes", "eval_seeds",
@@ -126,6 +139,10 @@ class FewShot(Task):
             if both:
                 raise ConfigError(f"[task] classes {both} are in both train_classes and test_classes; held-out "
                                   "classes must not be meta-trained on")
+            bad = [a for a in self.augment if a not in AUGMENTATIONS]
+            if bad or len(set(self.augment)) < len(self.augment):
+                raise ConfigError(f"[task] augment = {self.augment}: list each of {', '.join(AUGMENTATIONS)} at "
+                                  "most once")
             lo, hi = self.lr_range
             if not 0 < lo < hi:
                 raise ConfigError(f"[task] lr_range = {self.lr_range} must be [low, high] with 0 < low < high")
@@ -151,7 +168,17 @@ class FewShot(Task):
         if n < need:
             raise ConfigError(f"[task] shots + queries = {need} is more than the {n} samples of the smallest "
                               f"{self.config.dataset} class; lower them")
-        return jnp.asarray(X), jnp.asarray(np.stack([p[:n] for p in per]))
+        index = np.stack([p[:n] for p in per])
+        variants = augmented(X, self.config.augment)
+        # variant v of class c is class 10 * v + c, its samples at v * len(X) + the original's
+        index = np.concatenate([index + v * len(X) for v in range(len(variants))])
+        return jnp.asarray(np.concatenate(variants)), jnp.asarray(index)
+
+    @property
+    def train_classes(self) -> list[int]:
+        """The training classes and, with ``augment``, their transformed copies (class ids 10 v + c)."""
+        n = len(augmented(np.zeros((1, 1)), self.config.augment))
+        return [10 * v + c for v in range(n) for c in self.config.train_classes]
 
     def episodes_of(self, key, n, classes):
         """``n`` episodes whose classes are drawn from ``classes``."""
@@ -175,7 +202,7 @@ class FewShot(Task):
 
     def sample(self, key, n):
         """Episodes of the training classes (meta-training, validation, probe, distillation)."""
-        return self.episodes_of(key, n, self.config.train_classes)
+        return self.episodes_of(key, n, self.train_classes)
 
     def evaluation_sample(self, key, n):
         """Episodes of the held-out classes (verification and the classification table)."""
@@ -247,7 +274,9 @@ class FewShot(Task):
         """Each baseline's learning rate, tuned on episodes of the training classes."""
         from ..rules import RuleSet, SymbolicRule
 
-        eps = self.sample(jax.random.key(40_000), self.config.tune_episodes)
+        # the training classes as they are: augmented classes are the meta-learner's device, and tuning on
+        # them costs feedback alignment 1.5 points on MNIST-1D's held-out classes (30.8 % -> 29.3 %)
+        eps = self.episodes_of(jax.random.key(40_000), self.config.tune_episodes, self.config.train_classes)
         pg = SymbolicRule.from_string("-eta*e_post*x", {"eta": 0.1}, label="pseudo_gradient")
         out = {"backprop": self.with_feedback("symmetric")._tune(pg, "eta", eps),
                "feedback_alignment": self.with_feedback("random")._tune(pg, "eta", eps)}

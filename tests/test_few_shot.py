@@ -10,7 +10,7 @@ import pytest
 from discover.config import ConfigError, config_from_dict
 from discover.layers import LayeredRateNetwork
 from discover.rules import MLPRule, RuleSet, SymbolicRule
-from discover.tasks.few_shot import FewShot, load_dataset
+from discover.tasks.few_shot import FewShot, cosine, load_dataset
 
 NET = LayeredRateNetwork(n_pre=64, n_post=3, hidden=(6, 5))
 
@@ -113,6 +113,14 @@ def test_augmented_training_classes_are_transformed_copies_and_held_out_classes_
     train = seen(task.sample(jax.random.key(0), 64))
     assert {v for v, _ in train} == {0, 1, 2, 3} and {c for _, c in train} == {0, 1, 2, 3}
     assert seen(task.evaluation_sample(jax.random.key(0), 16)) == {(0, 6), (0, 7), (0, 8)}
+
+
+def test_cosine_survives_gradients_whose_squares_underflow():
+    a = jnp.asarray([[1.0, 2.0, -0.5], [3.0, 0.0, 1.0], [1.0, 1.0, 1.0]], jnp.float32)
+    b = jnp.asarray([[-2e-25, -4e-25, 1e-25], [1e-30, 0.0, 0.0], [0.0, 0.0, 0.0]], jnp.float32)
+    c = np.asarray(cosine(a, b))
+    np.testing.assert_allclose(c[:2], [-1.0, 3 / np.sqrt(10)], rtol=1e-5)
+    assert np.isnan(c[2])  # no gradient: no angle, left out of the mean
 
 
 def test_backprop_learns_held_out_classes_and_no_plasticity_stays_at_chance():

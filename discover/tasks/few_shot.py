@@ -109,7 +109,7 @@ class FewShot(Task):
         eval_seeds: int = 5  # the classification table: seeds of eval_episodes held-out episodes each
         eval_episodes: int = 100
         angle_episodes: int = 16  # episodes over which the angle with backprop's update is measured
-        # new training classes made of old ones (Santoro et al. 2016, ICML, section 5: Omniglot's rotations
+        # new training classes made of old ones (Santoro et al. 2016, ICML: Omniglot rotated by 90, 180 and 270 degrees
         # as new classes): "negate" (-x), "reverse" (x in reverse order; digits: turned by 180 degrees) and
         # their compositions; held-out classes are never transformed
         augment: list[str] = field(default_factory=list)
@@ -408,6 +408,15 @@ def _scores(task, rule, params, episodes):
     return jax.vmap(lambda e: task.score(task.simulate(rule, params, e), e))(episodes)
 
 
+def cosine(a, b):
+    """Cosine of the angle between ``a`` and ``b`` along the last axis; NaN where either is 0.
+    Each is scaled by its largest entry first: a saturated softmax leaves gradients of ~1e-25,
+    whose squares underflow in float32 (a zero norm gave cosines of -5e6)."""
+    a = a / jnp.max(jnp.abs(a), -1, keepdims=True)
+    b = b / jnp.max(jnp.abs(b), -1, keepdims=True)
+    return jnp.sum(a * b, -1) / (jnp.linalg.norm(a, axis=-1) * jnp.linalg.norm(b, axis=-1))
+
+
 def _angles(task, rule, params, episodes):
     net = task.network
     task = dataclasses.replace(task, config=dataclasses.replace(task.config, record_every=1))
@@ -423,13 +432,10 @@ def _angles(task, rule, params, episodes):
 
         g = -jax.vmap(grad)(before, e["x"], e["target"])
 
-        def cos(a, b):
-            return jnp.sum(a * b, -1) / jnp.maximum(jnp.linalg.norm(a, axis=-1) * jnp.linalg.norm(b, axis=-1), 1e-30)
-
-        return cos(dw, g), cos(dw * hidden, g * hidden)
+        return cosine(dw, g), cosine(dw * hidden, g * hidden)
 
     c, ch = jax.vmap(one)(episodes)
-    return jnp.mean(c), jnp.mean(ch)
+    return jnp.nanmean(c), jnp.nanmean(ch)
 
 
 def _adam_scores(task, lr, episodes):

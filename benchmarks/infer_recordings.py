@@ -17,7 +17,7 @@ decay, of the size of Oja's own decay at these rates).
     .venv/bin/python benchmarks/infer_recordings.py --spiking --seeds 1 --json benchmarks/results/infer_spiking.json
 
 Every finished run's row is kept in ``--json`` and reused, so an interrupted grid resumes;
-``--shard i/k`` splits the cells over k processes sharing one ``--json``. A run whose
+``--shard i/n`` splits the cells over n processes sharing one ``--json``. A run whose
 meta-training fails (the student's weights diverge) is run once more at half the meta-learning
 rate, as the error advises (``retried``); failing again, it is a miss with the reason in ``why``.
 Prints one markdown table per rule (README.md).
@@ -31,6 +31,8 @@ import json
 import sys
 import time
 from pathlib import Path
+
+from shards import parse_shard, update_json
 
 RULES = {
     "oja": "0.01*x*y - 0.01*w*y**2",  # Oja 1982, Eq. (3), at this project's eta = 0.01
@@ -166,25 +168,14 @@ def key(row: dict) -> tuple:
     return row["rule"], row["noise"], row["recorded"], row["seed"], row["n"]
 
 
-def merge(store: Path | None, new: list[dict]) -> list[dict]:
-    """The rows in ``store`` and ``new`` (a new row replaces a stored one of its cell and seed),
-    written back under an exclusive lock so that --shard processes can share the file."""
-    import fcntl
+def merge(store: Path, row: dict) -> list[dict]:
+    """The rows in ``store`` with ``row`` in place of any stored one of its cell and seed,
+    written back (shards share the file)."""
+    def add(held: dict | None) -> dict:
+        rows = [r for r in (held or {}).get("results", []) if key(r) != key(row)] + [row]
+        return {"benchmark": "infer_recordings", "tolerance": TOLERANCE, "results": rows}
 
-    if store is None:
-        return new
-    store.parent.mkdir(parents=True, exist_ok=True)
-    with open(store.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        rows = json.loads(store.read_text())["results"] if store.exists() else []
-        fresh = {key(r) for r in new}
-        rows = [r for r in rows if key(r) not in fresh] + new
-        if new:
-            tmp = store.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"benchmark": "infer_recordings", "tolerance": TOLERANCE, "results": rows},
-                                      indent=1))
-            tmp.replace(store)
-    return rows
+    return update_json(store, add)["results"]
 
 
 def table(rows, rule, noises, recordeds) -> str:
@@ -216,7 +207,7 @@ def main(argv=None) -> int:
     ap.add_argument("--meta-steps", type=int, default=1000)
     ap.add_argument("--out", default="runs/infer_recordings")
     ap.add_argument("--json", default=None, help="keep every row here and reuse it")
-    ap.add_argument("--shard", default="0/1", help="i/k: run every k-th cell from the i-th, so k processes can "
+    ap.add_argument("--shard", default="0/1", help="i/n: run every n-th cell from the i-th, so n processes can "
                     "share one --json (rows are merged under a lock)")
     ap.add_argument("--example", default=None, help="only write the example recording of configs/infer_oja.toml")
     ap.add_argument("--spiking", action="store_true", help="only pair STDP from spikes, 20 %% unrecorded (--seeds)")
@@ -249,13 +240,12 @@ def main(argv=None) -> int:
     noises = [float(v) for v in a.noise.split(",")]
     recordeds = [float(v) for v in a.recorded.split(",")]
     try:
-        shard, shards = (int(v) for v in a.shard.split("/"))
-        assert 0 <= shard < shards
-    except (ValueError, AssertionError):
-        print(f"error: --shard {a.shard!r}: write i/k with 0 <= i < k, e.g. 1/2", file=sys.stderr)
+        shard, shards = parse_shard(a.shard)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
     store = Path(a.json) if a.json else None
-    rows = merge(store, [])
+    rows = json.loads(store.read_text())["results"] if store and store.exists() else []
     done = {key(r) for r in rows}
     # seeds outermost: an interrupted grid has (nearly) as many seeds in every cell
     cells = [(seed, rule, nz, rec) for seed in range(a.seeds) for rule in rules for nz in noises for rec in recordeds]
@@ -266,7 +256,7 @@ def main(argv=None) -> int:
         print(f"{rule} noise {nz:g} recorded {rec:g} seed {seed}: "
               f"{'recovered' if row['recovered'] else 'not recovered (' + row['why'] + ')'}  "
               f"{row['selected']}  ({row['seconds']} s)", flush=True)
-        rows = merge(store, [row]) if store else [*rows, row]
+        rows = merge(store, row) if store else [*rows, row]
     for rule in rules:
         print("\n" + table([r for r in rows if r["n"] == a.n], rule, noises, recordeds))
     return 0

@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 import sympy
+from shards import parse_shard, update_json
 
 RATE_VARS = ("x", "y", "w")
 TRACE_VARS = ("tr_pre", "tr_post", "w")
@@ -282,10 +283,9 @@ def main(argv=None) -> int:
         print(f"error: unknown setting {bad} (use {', '.join(SETTINGS)}) or --rules < 1", file=sys.stderr)
         return 2
     try:
-        i, n = (int(v) for v in a.shard.split("/"))
-        assert 0 <= i < n
-    except (ValueError, AssertionError):
-        print(f"error: --shard {a.shard!r}: write i/n with 0 <= i < n", file=sys.stderr)
+        i, n = parse_shard(a.shard)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
     store = Results(Path(a.json), a.seed) if a.json else None
     for setting in settings:
@@ -323,9 +323,12 @@ class Results:
         self.path, self.seed = path, seed
 
     def _read(self) -> dict:
-        if not self.path.exists() or not self.path.stat().st_size:
+        return self._checked(json.loads(self.path.read_text()) if self.path.exists() and self.path.stat().st_size
+                             else None)
+
+    def _checked(self, d: dict | None) -> dict:
+        if d is None:
             return {"seed": self.seed, "tolerance": TOLERANCE, "results": {}}
-        d = json.loads(self.path.read_text())
         if d.get("seed") != self.seed or d.get("tolerance") != TOLERANCE:
             raise SystemExit(f"error: {self.path} holds results for seed {d.get('seed')}, tolerance "
                              f"{d.get('tolerance')}; use another --json for seed {self.seed}")
@@ -338,18 +341,14 @@ class Results:
         return None
 
     def put(self, setting: str, row: dict) -> None:
-        import fcntl
-
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path.with_suffix(".lock"), "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            d = self._read()
+        def add(held: dict | None) -> dict:
+            d = self._checked(held)
             rows = [r for r in d["results"].get(setting, []) if r["index"] != row["index"]] + [row]
             d["results"][setting] = sorted(rows, key=lambda r: r["index"])
             d["rules"] = max(d.get("rules", 0), max(r["index"] for r in rows) + 1)
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(d, indent=1, default=float))
-            tmp.replace(self.path)
+            return d
+
+        update_json(self.path, add, default=float)
 
 
 if __name__ == "__main__":

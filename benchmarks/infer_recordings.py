@@ -65,7 +65,9 @@ def config(path: Path, n: int, steps: int, meta_steps: int) -> dict:
                      "data": {"path": str(path)}, "holdout": 0.25},
             "network": {"kind": "rate"},
             "rule": {"kind": "polynomial", "inputs": ["x", "y", "w"], "degree": 3, "output_scale": 0.01},
-            "meta": {"learning_rate": 0.01, "steps": meta_steps, "batch": 8, "val_episodes": 8, "eval_every": 100},
+            # checkpoint_every = 1: the same gradients as without, 3-4x faster (discover.rollout)
+            "meta": {"learning_rate": 0.01, "steps": meta_steps, "batch": 8, "val_episodes": 8, "eval_every": 100,
+                     "checkpoint_every": 1},
             "distill": {"episodes": 8, "policy": "verified", "refine_steps": 100, "refine_episodes": 8,
                         "samples": 3000},
             "verify": {"episodes": 8}}

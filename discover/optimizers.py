@@ -71,7 +71,7 @@ class GradientConfig(MetaConfig):
     tau_learning_rate: float = 0.0  # learning rate of the log time constants; 0 = learning_rate
     lr_schedule: str = "cosine"  # cosine (warm-up, then decay to 2 %) | constant
     grad_clip: float = 1.0  # global gradient norm
-    checkpoint_every: int = 0  # steps per jax.checkpoint segment; 0 = no rematerialization
+    checkpoint_every: int = 0  # steps per jax.checkpoint segment; 0 = no rematerialization; 1 = every step (rollout)
     truncate_every: int = 0  # steps per truncated-backprop segment (also checkpointed); 0 = full backprop
 
     choices: ClassVar[dict[str, tuple]] = {"lr_schedule": ("cosine", "constant")}

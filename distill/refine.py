@@ -52,7 +52,8 @@ class Objective:
     jitted objective per equation spent most of a distill stage compiling (a front of 10
     equations, ~60 compilations each)."""
 
-    def __init__(self, task, basis, timescales: dict, *, episodes: int, seed: int, traces: str, refit):
+    def __init__(self, task, basis, timescales: dict, *, episodes: int, seed: int, traces: str, refit,
+                 chunk: int | None = None):
         from discover.rules.base import timescales_read
 
         self.basis = list(basis)
@@ -70,7 +71,7 @@ class Objective:
         def per_episode(core, scale):
             p = {"core": {n: scale[i] * core[n] for i, n in enumerate(self.names)},
                  "log_tau": {**self.params["log_tau"], **{k: core[f"log_{k}"] for k in self.refit}}}
-            return jax.vmap(lambda e: task.episode_loss(self.rule, p, e)[0])(pool)
+            return jax.vmap(lambda e: task.episode_loss(self.rule, p, e, chunk=chunk)[0])(pool)
 
         def mean_loss(core, scale):
             return jnp.mean(per_episode(core, scale))
@@ -106,7 +107,7 @@ class Objective:
 def refine(task, expr: sympy.Expr, timescales: dict, *, steps: int = 300, learning_rate: float = 0.02,
            episodes: int = 16, seed: int = 0, level: float = 0.95, optimizer: str = "adam",
            sigma: float = 0.1, population: int = 16, span: float = 0.5, traces: str = "all_to_all",
-           refit_timescales=(), objective: Objective | None = None):
+           refit_timescales=(), objective: Objective | None = None, chunk: int | None = None):
     """Meta-train the coefficients of ``expr`` (term set fixed) on ``task``.
 
     Args:
@@ -128,6 +129,9 @@ def refine(task, expr: sympy.Expr, timescales: dict, *, steps: int = 300, learni
       objective: an :class:`Objective` whose basis holds every term of ``expr``, built with
         the same task, timescales, episodes, seed, traces and refit_timescales (Adam only:
         :func:`distill.stage.refine_front` shares one over a front); ``None``: its own.
+      chunk: steps per ``jax.checkpoint`` segment of the rollouts it differentiates
+        (:func:`discover.rollout.rollout`; the run's ``[meta] checkpoint_every``): the same
+        values and gradients, less memory, and for ``1`` often faster.
 
     Returns:
       ``(refined_expr, {str(term): (value, ci_low, ci_high)}, final_loss, timescales)``
@@ -145,7 +149,7 @@ def refine(task, expr: sympy.Expr, timescales: dict, *, steps: int = 300, learni
     read = timescales_read({v.name for v in expr.free_symbols}, timescales)
     if objective is None or evolve:  # CMA-ES searches the equation's own dimensions only
         objective = Objective(task, list(parts), timescales, episodes=episodes, seed=seed, traces=traces,
-                              refit=refit_timescales)
+                              refit=refit_timescales, chunk=chunk)
     missing = [t for t in parts if t not in objective.basis]
     if missing:
         raise ValueError(f"the refit objective's basis lacks the terms {missing} of {expr}")

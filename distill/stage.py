@@ -134,7 +134,8 @@ def refit_optimizer(cfg: Config) -> str:
 
 
 def refine_front(front: pd.DataFrame, task, names, timescales: dict, d, progress: bool,
-                 optimizer: str = "adam", traces: str = "all_to_all", refit_timescales=()) -> pd.DataFrame:
+                 optimizer: str = "adam", traces: str = "all_to_all", refit_timescales=(),
+                 chunk: int | None = None) -> pd.DataFrame:
     """Refit every row's coefficients on the task (:mod:`distill.refine`).
 
     ``equation``, ``sympy`` and ``latex`` then show the refitted equation; each term in
@@ -145,6 +146,7 @@ def refine_front(front: pd.DataFrame, task, names, timescales: dict, d, progress
     ``optimizer``: ``"adam"`` or ``"cma_es"`` (:func:`distill.refine.refine`).
     ``refit_timescales``: time constants refitted with the coefficients where the row's
     equation reads them; the row's ``timescales`` then holds its own refitted values.
+    ``chunk``: checkpoint segments of the refit's rollouts (the run's ``[meta] checkpoint_every``).
     """
     from .refine import Objective, refine
     from .simplify import format_equation, latex_equation, terms
@@ -156,12 +158,12 @@ def refine_front(front: pd.DataFrame, task, names, timescales: dict, d, progress
     if optimizer == "adam":  # one compiled objective over the union of the front's terms
         basis = list(dict.fromkeys(t for e in exprs.values() for t in terms(e)))
         objective = Objective(task, basis, timescales, episodes=d.refine_episodes, seed=d.seed, traces=traces,
-                              refit=refit_timescales) if basis else None
+                              refit=refit_timescales, chunk=chunk) if basis else None
     for i, row in front.iterrows():
         expr = exprs[i]
         out = refine(task, expr, timescales, steps=d.refine_steps, episodes=d.refine_episodes, seed=d.seed,
                      optimizer=optimizer, sigma=d.refine_sigma, population=d.refine_population, traces=traces,
-                     refit_timescales=refit_timescales, objective=objective)
+                     refit_timescales=refit_timescales, objective=objective, chunk=chunk)
         if out is None:
             if progress:
                 net = task.network
@@ -279,7 +281,8 @@ def distill_rule(task, rule, params, cfg: Config, engine, progress: bool = True,
     front["timescales"] = [json.dumps(read_timescales(e, timescales)) for e in front["sympy"]]
     if d.refine_steps > 0:  # a refitted row's own time constants replace its timescales
         refit = rule.learned_timescales if d.refine_timescales else ()
-        front = refine_front(front, task, names, timescales, d, progress, refit_optimizer(cfg), rule.traces, refit)
+        front = refine_front(front, task, names, timescales, d, progress, refit_optimizer(cfg), rule.traces, refit,
+                             chunk=getattr(cfg.meta, "checkpoint_every", 0) or None)
     policy = "best" if d.policy in ("verified", "aic") else d.policy  # those pick in verification
     front["selected"] = False
     front.loc[select(front, policy), "selected"] = True

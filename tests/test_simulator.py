@@ -95,6 +95,35 @@ def test_unroll_chunked_equals_plain_values_and_gradients():
         np.testing.assert_allclose(np.asarray(jax.grad(loss)(W, chunk)), np.asarray(g_plain), rtol=1e-5, atol=1e-7)
 
 
+def test_rollout_checkpointed_every_step_gives_the_same_gradient():
+    """``chunk=1`` (``[meta] checkpoint_every = 1``) rematerializes every step inside the
+    blocks of ``record_every`` steps: the gradient a degree-3 polynomial rule gets is the
+    plain one, and the program really holds one checkpoint per step, not per block."""
+    from discover.rollout import rollout
+
+    net, rule = RateNetwork(n_pre=6, n_post=4), PolynomialRule(inputs=("x", "y", "w"), degree=3)
+    rng = np.random.default_rng(3)
+    params = rule.init(jax.random.key(0))
+    params["core"]["coef"] = jnp.asarray(rng.normal(size=params["core"]["coef"].shape) * 0.3, jnp.float32)
+    W0 = jnp.asarray(rng.normal(size=(4, 6)) * 0.3, jnp.float32)
+    x = jnp.asarray(rng.normal(size=(20, 6)), jnp.float32)
+
+    def loss(p, chunk):
+        out = rollout(net, rule, p, net.init_state(W0), {"x": x}, record_every=5, chunk=chunk)
+        return jnp.sum(out.activity ** 2) + jnp.sum(out.weights ** 2)
+
+    plain = jax.grad(loss)(params, None)["core"]["coef"]
+    for chunk in (1, 5):
+        got = jax.grad(loss)(params, chunk)["core"]["coef"]
+        np.testing.assert_allclose(np.asarray(got), np.asarray(plain), rtol=1e-5, atol=1e-8)
+    assert float(jnp.abs(plain).max()) > 1e-3
+
+    def remats(chunk):
+        return str(jax.make_jaxpr(lambda p: loss(p, chunk))(params)).count("remat")
+
+    assert remats(1) > remats(5) > remats(None) == 0
+
+
 def test_unroll_chunk_must_divide_the_length():
     xs = jnp.zeros((10, 2))
     with pytest.raises(ValueError, match="not a multiple of the checkpoint chunk 4"):

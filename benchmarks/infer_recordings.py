@@ -21,6 +21,11 @@ Every finished run's row is kept in ``--json`` and reused, so an interrupted gri
 meta-training fails (the student's weights diverge) is run once more at half the meta-learning
 rate, as the error advises (``retried``); failing again, it is a miss with the reason in ``why``.
 Prints one markdown table per rule (README.md).
+
+Each run compiles its own programs; JAX's persistent compilation cache serves the ones
+that repeat from run to run (verification's: 9 s -> 2 s per run, measured), e.g.
+``JAX_COMPILATION_CACHE_DIR=runs/jax_cache JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0``
+before the command.
 """
 
 from __future__ import annotations

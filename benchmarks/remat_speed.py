@@ -3,10 +3,12 @@
 For each config (the shipped gradient configs by default; those meta-trained by an evolution
 strategy never differentiate, and are left out) the task and student are built as
 ``plasticity run`` builds them, one meta-batch of ``[meta] batch`` training episodes is
-drawn, and ``jax.value_and_grad`` of the meta-loss (:func:`discover.optimizers.batch_loss`)
-is compiled three ways: as the config has it (``checkpoint_every`` from the config, the
-reference), with a ``jax.checkpoint`` around every step (``chunk = 1``,
-:func:`discover.rollout.rollout`) and, for reference, the forward loss alone. Each is
+drawn, and ``jax.value_and_grad`` of the meta-loss the gradient meta-optimizer builds (its
+``loss``, penalties included) is compiled three ways: as the config has it (the reference),
+with ``[meta] checkpoint_every = 1`` (a ``jax.checkpoint`` around every step,
+:func:`discover.rollout.rollout`) and, for reference, the forward loss alone. Configs that
+truncate backpropagation (``truncate_every``, whose segments ``checkpoint_every`` does not
+set) are left out. Each is
 called ``--repeats`` times after its compilation; the median is reported, and the ratio of
 the checkpointed gradient to the config's. The gradients must agree (relative difference
 printed): rematerialization recomputes, it does not approximate.
@@ -22,6 +24,7 @@ Run it on an otherwise idle machine; ``taskset -c 0`` gives one core's figures.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import sys
@@ -53,7 +56,7 @@ def measure(name: str, cfg, repeats: int) -> dict:
     import jax.numpy as jnp
 
     from discover.build import build_student, build_task
-    from discover.optimizers import batch_loss
+    from discover.registry import META_OPTIMIZERS
 
     task = build_task(cfg)
     rule = build_student(cfg, task)
@@ -62,15 +65,16 @@ def measure(name: str, cfg, repeats: int) -> dict:
     params = jax.tree_util.tree_map(lambda a: a + 0.01 * jax.random.normal(jax.random.key(1), a.shape, a.dtype)
                                     if jnp.issubdtype(a.dtype, jnp.floating) else a, params)
     episodes = task.training_sample(jax.random.key(2), cfg.meta.batch)
-    own = cfg.meta.truncate_every or cfg.meta.checkpoint_every or None
-    row = {"config": name, "batch": cfg.meta.batch, "steps": task.config.steps, "config_chunk": own or 0}
+    row = {"config": name, "batch": cfg.meta.batch, "steps": task.config.steps,
+           "config_chunk": cfg.meta.checkpoint_every}
 
-    def grad(chunk):
-        return jax.jit(jax.value_and_grad(batch_loss(task, rule, chunk=chunk, truncate=bool(cfg.meta.truncate_every))))
+    def loss(meta):  # what meta-training differentiates (discover.optimizers.GradientDescent)
+        return META_OPTIMIZERS.get(meta.optimizer)(meta, task, rule).loss
 
-    _, t_fwd, _ = timed(jax.jit(batch_loss(task, rule, chunk=own)), (params, episodes), repeats)
-    c_ref, t_ref, (_, g_ref) = timed(grad(own), (params, episodes), repeats)
-    c_one, t_one, (_, g_one) = timed(grad(1), (params, episodes), repeats)
+    ref, one = loss(cfg.meta), loss(dataclasses.replace(cfg.meta, checkpoint_every=1))
+    _, t_fwd, _ = timed(jax.jit(ref), (params, episodes), repeats)
+    c_ref, t_ref, (_, g_ref) = timed(jax.jit(jax.value_and_grad(ref)), (params, episodes), repeats)
+    c_one, t_one, (_, g_one) = timed(jax.jit(jax.value_and_grad(one)), (params, episodes), repeats)
     a = jnp.concatenate([jnp.ravel(x) for x in jax.tree_util.tree_leaves(g_ref)])
     b = jnp.concatenate([jnp.ravel(x) for x in jax.tree_util.tree_leaves(g_one)])
     row.update(forward_s=t_fwd, grad_config_s=t_ref, grad_step_checkpoint_s=t_one, compile_config_s=c_ref,
@@ -98,6 +102,9 @@ def main(argv=None) -> int:
             return 2
         if cfg.meta.optimizer not in ("adam", "sgd"):
             print(f"{p.name}: meta-trained by {cfg.meta.optimizer}, no gradient; left out", file=sys.stderr)
+            continue
+        if cfg.meta.truncate_every:
+            print(f"{p.name}: truncate_every sets its segments; left out", file=sys.stderr)
             continue
         jobs.append((p.name, cfg))
     if a.infer:

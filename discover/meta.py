@@ -11,7 +11,12 @@ validation loss are the result.
 The state is checkpointed atomically every ``save_every`` steps; rerunning the same
 command resumes from it. A non-finite meta-loss or gradient stops training with
 :class:`MetaTrainingError`, which says at which step, where the last good checkpoint is,
-and what to change; nothing already written is lost.
+and what to change; nothing already written is lost. So does a validation in which the
+student's weights leave ``[task] max_weight`` in every episode. With ``[meta] backoff = N``
+(gradient optimizers) either goes back to the state of the last validation instead and
+halves the step from there (each update scaled by 1/2 per back-off: the step of a learning
+rate half as large, for SGD and Adam), up to N times; the back-offs are part of the
+checkpoint, so a resumed run goes on exactly as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -101,15 +106,27 @@ def meta_train(task, rule, meta: MetaConfig, run_dir: str | Path | None = None, 
     def train_step(params, opt_state, step):
         return opt.step(params, opt_state, draw(step), step)
 
+    @jax.jit
+    def scaled_step(params, opt_state, step, scale):
+        """A step of ``scale`` times the optimizer's (after a back-off): for SGD and Adam
+        the step of a learning rate ``scale`` times as large."""
+        new, state, loss, gnorm = opt.step(params, opt_state, draw(step), step)
+        return jax.tree_util.tree_map(lambda a, b: a + scale * (b - a), params, new), state, loss, gnorm
+
     val_fn = jax.jit(batch_loss(task, rule, stats=True))
 
     run_dir = Path(run_dir) if run_dir is not None else None
     ck = Checkpoint(run_dir / "checkpoint") if run_dir else None
     start, rows, best = 0, [], {"val": math.inf, "step": -1}
     best_params = params
+    # [meta] backoff (gradient optimizers): each back-off returns to the last validated state and
+    # halves the step from there on; `scale` and the list of back-offs are part of the checkpoint
+    backoff = int(getattr(meta, "backoff", 0) or 0)
+    scale, backoffs = 1.0, []
     resumed = ck.load(config_hash, params, opt_state) if ck is not None else None
     if resumed is not None:
         start, best, rows, params, opt_state, best_params = resumed
+        scale, backoffs = float(ck.state.get("scale", 1.0)), list(ck.state.get("backoffs", []))
         if writer:
             print(f"resuming meta-training from step {start} ({ck.root})", file=sys.stderr)
     distributed.same_everywhere(start, "checkpoint step")
@@ -119,8 +136,10 @@ def meta_train(task, rule, meta: MetaConfig, run_dir: str | Path | None = None, 
         nonlocal pending
         if ck is None or not writer:
             return
-        ck.write(step, params, opt_state, best_params, {"step": step, "best": best, "config_hash": config_hash},
-                 pd.DataFrame(rows, columns=HISTORY_COLUMNS))
+        state = {"step": step, "best": best, "config_hash": config_hash}
+        if backoffs:
+            state.update(scale=scale, backoffs=backoffs)
+        ck.write(step, params, opt_state, best_params, state, pd.DataFrame(rows, columns=HISTORY_COLUMNS))
         pending = step
 
     def commit():
@@ -150,14 +169,54 @@ def meta_train(task, rule, meta: MetaConfig, run_dir: str | Path | None = None, 
         return f"The last good checkpoint (step {ck.committed}) is in {ck.root}"
 
     end = planned_end(meta, rows)  # a resumed run replays the extensions its history decided
+    good = (start, params, opt_state, list(rows), dict(best), best_params)  # the last validated state
+
+    def backed_off(what: str) -> bool:
+        """Go back to the last validated state with half the step, if ``[meta] backoff``
+        allows one more; its checkpoint is committed at once, so a rerun resumes exactly there."""
+        nonlocal params, opt_state, rows, best, best_params, scale, step, end, pending
+        if len(backoffs) >= backoff:
+            return False
+        step, params, opt_state, rows, best, best_params = good[0], good[1], good[2], list(good[3]), \
+            dict(good[4]), good[5]
+        scale /= 2
+        backoffs.append({"at": failed_at, "back_to": step, "scale": scale})
+        end = planned_end(meta, rows)
+        if writer:
+            tqdm.write(f"meta-training: {what} at meta-step {failed_at}; back to step {step} with the step halved "
+                       f"([meta] {opt.knob} x {scale:g}), back-off {len(backoffs)} of [meta] backoff = {backoff}",
+                       file=sys.stderr)  # on a line of its own, above the progress bar
+        pending = None
+        save(step)
+        commit()
+        bar.reset(total=end)
+        bar.update(step)
+        return True
+
+    def backoff_hint() -> str:
+        if backoff or not hasattr(meta, "backoff"):
+            return ""
+        return (" Or set [meta] backoff = 3: meta-training then goes back to its last validated parameters and "
+                "halves the step by itself, up to three times.")
+
+    def used() -> str:
+        return (f" It already went back {len(backoffs)} time(s) and halved the step each time ([meta] backoff = "
+                f"{backoff}; now {opt.knob} x {scale:g})." if backoffs else "")
+
     t0 = time.perf_counter() - (rows[-1]["wall_s"] if rows else 0.0)
     bar = tqdm(desc="meta-training", disable=not (progress and writer), file=sys.stderr, mininterval=2.0,
                initial=start, total=end, dynamic_ncols=True)
     step = start
     while step < end:
-        new_params, new_opt_state, loss, gnorm = train_step(params, opt_state, step)
+        if scale == 1.0:
+            new_params, new_opt_state, loss, gnorm = train_step(params, opt_state, step)
+        else:
+            new_params, new_opt_state, loss, gnorm = scaled_step(params, opt_state, step, scale)
         loss, gnorm = float(loss), float(gnorm)
         if not (math.isfinite(loss) and math.isfinite(gnorm)):
+            failed_at = step
+            if backed_off(f"the meta-loss became {'NaN' if not math.isfinite(loss) else 'infinite'}"):
+                continue
             where = saved_where()
             knob = f"[meta] {opt.knob} (now {getattr(meta, opt.knob)})"
             norm = opt.norm_name
@@ -165,33 +224,41 @@ def meta_train(task, rule, meta: MetaConfig, run_dir: str | Path | None = None, 
                 f"meta-loss or its gradient became {'NaN' if not math.isfinite(loss) else 'infinite'} at "
                 f"meta-step {step} (loss={loss}, {norm} norm={gnorm}) although the student's weights stayed "
                 f"within [task] max_weight in the forward pass: the student rule itself overflowed (e.g. a "
-                f"large power or exp of its inputs). {where}. Lower {knob} or [rule] "
+                f"large power or exp of its inputs).{used()} {where}. Lower {knob} or [rule] "
                 "output_scale, or bound the weights with [network] w_min / w_max, then rerun the same "
                 "command (it resumes from the checkpoint if the config is unchanged; use a new --out otherwise)."
+                + backoff_hint()
             )
         if pending == step:  # the parameters saved at this step gave a finite meta-loss
             commit()
         params, opt_state = new_params, new_opt_state
         row = {"step": step + 1, "meta_loss": loss, "val_loss": float("nan"), "val_diverged": 0,
                "wall_s": round(time.perf_counter() - t0, 3)}
+        validated = False
         if (step + 1) % meta.eval_every == 0 or step + 1 == end:
             val, n_div, n_valid = val_fn(params, val_episodes)
             val, n_div, n_valid = float(val), int(n_div), int(n_valid)
             row["val_loss"], row["val_diverged"] = val, n_div
             if n_valid and n_div == n_valid:
+                failed_at = step + 1
+                if backed_off(f"the student's weights diverged in all {n_valid} validation episodes"):
+                    continue
                 raise MetaTrainingError(
                     f"the student's weights diverged (left +-{task.w_limit:g}, [task] max_weight) in all "
                     f"{n_valid} validation episodes at meta-step {step + 1}{first_step(params)}, so no gradient "
-                    "is left to learn "
-                    f"from. {saved_where()}. Lower [meta] {opt.knob} (now {getattr(meta, opt.knob)}) or [rule] "
+                    f"is left to learn from.{used()} {saved_where()}. Lower [meta] {opt.knob} (now "
+                    f"{getattr(meta, opt.knob)}) or [rule] "
                     "output_scale (a smaller starting rule), or bound the weights with [network] w_min / w_max, "
                     "then rerun the same command (it resumes from the checkpoint if the config is unchanged; use "
-                    "a new --out otherwise).")
+                    "a new --out otherwise)." + backoff_hint())
             if math.isfinite(val) and val < best["val"]:
                 best = {"val": val, "step": step + 1}
                 best_params = params
+            validated = backoff > 0 and math.isfinite(val)
             bar.set_postfix(loss=f"{loss:.4g}", val=f"{val:.4g}", best=f"{best['val']:.4g}")
         rows.append(row)
+        if validated:  # a state a back-off may return to
+            good = (step + 1, params, opt_state, list(rows), dict(best), best_params)
         if step + 1 == end:
             end = planned_end(meta, rows)
             if end > step + 1:
@@ -227,6 +294,7 @@ class Checkpoint:
     def __init__(self, root: Path):
         self.root = Path(root)
         self.committed: int | None = None
+        self.state: dict = {}  # the committed checkpoint's state.json, once loaded
 
     def folder(self, step: int) -> Path:
         return self.root / f"step-{step:08d}"
@@ -279,7 +347,7 @@ class Checkpoint:
         hist = d / "history.csv" if (d / "history.csv").exists() else self.root.parent / "meta_history.csv"
         rows = read_csv(hist).to_dict("records") if hist.exists() else []
         rows = [r for r in rows if r["step"] <= step]
-        self.committed = step
+        self.committed, self.state = step, st
         return step, best, rows, params, opt_state, best_params
 
 

@@ -73,9 +73,14 @@ class GradientConfig(MetaConfig):
     grad_clip: float = 1.0  # global gradient norm
     checkpoint_every: int = 0  # steps per jax.checkpoint segment; 0 = no rematerialization; 1 = every step (rollout)
     truncate_every: int = 0  # steps per truncated-backprop segment (also checkpointed); 0 = full backprop
+    # > 0: where the student diverges (all validation episodes, or a non-finite meta-loss), go
+    # back to the last validated parameters and halve the step, at most this often, before
+    # stopping with the error (discover.meta); 0 = stop at once
+    backoff: int = 0
 
     choices: ClassVar[dict[str, tuple]] = {"lr_schedule": ("cosine", "constant")}
     positive: ClassVar[tuple[str, ...]] = MetaConfig.positive + ("learning_rate", "grad_clip")
+    nonnegative: ClassVar[tuple[str, ...]] = MetaConfig.nonnegative + ("backoff",)
 
     def check(self, cfg):
         super().check(cfg)

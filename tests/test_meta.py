@@ -288,3 +288,47 @@ def test_training_goes_on_while_the_validation_loss_falls_and_resumes_exactly(tm
     for a, b in zip(leaves(straight), leaves(resumed)):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(hist["meta_loss"], hist_r["meta_loss"])
+
+
+def test_backoff_goes_back_to_the_last_validated_state_and_halves_the_step(tmp_path):
+    """At a meta learning rate of 10 the student runs away at the first validation; with
+    ``[meta] backoff`` training goes back, halves the step until it holds and finishes; the
+    result is the run at the learning rate it ended with (Adam's step scales with it), and a
+    run interrupted after the back-offs resumes to exactly the uninterrupted result."""
+    import pytest
+
+    from discover.config import ConfigError
+    from discover.meta import MetaTrainingError
+
+    cfg, task, rule = setup(lr_schedule="constant", learning_rate=10.0, steps=12, eval_every=2, save_every=2)
+    with pytest.raises(MetaTrainingError) as e:
+        meta_train(task, rule, cfg.meta, progress=False)
+    assert "[meta] backoff = 3" in str(e.value)  # the error says the option exists
+
+    meta = dataclasses.replace(cfg.meta, backoff=8)
+    p, hist = meta_train(task, rule, meta, tmp_path / "a", config_hash="h", progress=False)
+    state = json.loads((tmp_path / "a" / "checkpoint" / "state.json").read_text())
+    done = state["backoffs"]
+    assert 1 <= len(done) < 8 and all(b["back_to"] == 0 for b in done)
+    assert [b["scale"] for b in done] == [0.5 ** (k + 1) for k in range(len(done))]
+    assert state["scale"] == done[-1]["scale"] and state["step"] == 12
+    assert list(hist["step"]) == list(range(1, 13)) and hist["val_diverged"].max() < 4
+    # from step 0 at half the step, k times: the run at that learning rate from the start
+    at = dataclasses.replace(cfg.meta, learning_rate=10.0 * done[-1]["scale"])
+    q, _ = meta_train(task, rule, at, progress=False)
+    for a, b in zip(leaves(p), leaves(q)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+    # interrupted after the back-offs (a 6-step run of the same settings), then resumed
+    meta_train(task, rule, dataclasses.replace(meta, steps=6), tmp_path / "b", config_hash="h", progress=False)
+    assert json.loads((tmp_path / "b" / "checkpoint" / "state.json").read_text())["backoffs"] == done
+    r, hist_b = meta_train(task, rule, meta, tmp_path / "b", config_hash="h", progress=False)
+    for a, b in zip(leaves(p), leaves(r)):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(hist["meta_loss"], hist_b["meta_loss"])
+
+    # too few back-offs: the error says how many were used
+    with pytest.raises(MetaTrainingError, match=r"already went back 1 time\(s\) .*backoff = 1"):
+        meta_train(task, rule, dataclasses.replace(cfg.meta, learning_rate=1e4, backoff=1), progress=False)
+    with pytest.raises(ConfigError, match="backoff"):
+        setup(backoff=-1)

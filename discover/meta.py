@@ -120,13 +120,16 @@ def meta_train(task, rule, meta: MetaConfig, run_dir: str | Path | None = None, 
     start, rows, best = 0, [], {"val": math.inf, "step": -1}
     best_params = params
     # [meta] backoff (gradient optimizers): each back-off returns to the last validated state and
-    # halves the step from there on; `scale` and the list of back-offs are part of the checkpoint
-    backoff = int(getattr(meta, "backoff", 0) or 0)
-    scale, backoffs = 1.0, []
+    # halves the step from there on; the list of back-offs is part of the checkpoint
+    backoff = getattr(meta, "backoff", 0)
+    backoffs = []
+
+    def scale() -> float:
+        return 0.5 ** len(backoffs)
     resumed = ck.load(config_hash, params, opt_state) if ck is not None else None
     if resumed is not None:
         start, best, rows, params, opt_state, best_params = resumed
-        scale, backoffs = float(ck.state.get("scale", 1.0)), list(ck.state.get("backoffs", []))
+        backoffs = list(ck.state.get("backoffs", []))
         if writer:
             print(f"resuming meta-training from step {start} ({ck.root})", file=sys.stderr)
     distributed.same_everywhere(start, "checkpoint step")
@@ -138,7 +141,7 @@ def meta_train(task, rule, meta: MetaConfig, run_dir: str | Path | None = None, 
             return
         state = {"step": step, "best": best, "config_hash": config_hash}
         if backoffs:
-            state.update(scale=scale, backoffs=backoffs)
+            state.update(scale=scale(), backoffs=backoffs)
         ck.write(step, params, opt_state, best_params, state, pd.DataFrame(rows, columns=HISTORY_COLUMNS))
         pending = step
 
@@ -169,22 +172,23 @@ def meta_train(task, rule, meta: MetaConfig, run_dir: str | Path | None = None, 
         return f"The last good checkpoint (step {ck.committed}) is in {ck.root}"
 
     end = planned_end(meta, rows)  # a resumed run replays the extensions its history decided
-    good = (start, params, opt_state, list(rows), dict(best), best_params)  # the last validated state
+    # the last validated state: its step, parameters, optimizer state, best validation loss and best
+    # parameters (its history: the rows up to its step)
+    good = (start, params, opt_state, best, best_params)
 
-    def backed_off(what: str) -> bool:
+    def backed_off(what: str, at: int) -> bool:
         """Go back to the last validated state with half the step, if ``[meta] backoff``
         allows one more; its checkpoint is committed at once, so a rerun resumes exactly there."""
-        nonlocal params, opt_state, rows, best, best_params, scale, step, end, pending
+        nonlocal params, opt_state, rows, best, best_params, step, end, pending
         if len(backoffs) >= backoff:
             return False
-        step, params, opt_state, rows, best, best_params = good[0], good[1], good[2], list(good[3]), \
-            dict(good[4]), good[5]
-        scale /= 2
-        backoffs.append({"at": failed_at, "back_to": step, "scale": scale})
+        step, params, opt_state, best, best_params = good
+        rows = [r for r in rows if r["step"] <= step]
+        backoffs.append({"at": at, "back_to": step, "scale": 0.5 ** (len(backoffs) + 1)})
         end = planned_end(meta, rows)
         if writer:
-            tqdm.write(f"meta-training: {what} at meta-step {failed_at}; back to step {step} with the step halved "
-                       f"([meta] {opt.knob} x {scale:g}), back-off {len(backoffs)} of [meta] backoff = {backoff}",
+            tqdm.write(f"meta-training: {what} at meta-step {at}; back to step {step} with the step halved "
+                       f"([meta] {opt.knob} x {scale():g}), back-off {len(backoffs)} of [meta] backoff = {backoff}",
                        file=sys.stderr)  # on a line of its own, above the progress bar
         pending = None
         save(step)
@@ -201,21 +205,20 @@ def meta_train(task, rule, meta: MetaConfig, run_dir: str | Path | None = None, 
 
     def used() -> str:
         return (f" It already went back {len(backoffs)} time(s) and halved the step each time ([meta] backoff = "
-                f"{backoff}; now {opt.knob} x {scale:g})." if backoffs else "")
+                f"{backoff}; now {opt.knob} x {scale():g})." if backoffs else "")
 
     t0 = time.perf_counter() - (rows[-1]["wall_s"] if rows else 0.0)
     bar = tqdm(desc="meta-training", disable=not (progress and writer), file=sys.stderr, mininterval=2.0,
                initial=start, total=end, dynamic_ncols=True)
     step = start
     while step < end:
-        if scale == 1.0:
-            new_params, new_opt_state, loss, gnorm = train_step(params, opt_state, step)
+        if backoffs:
+            new_params, new_opt_state, loss, gnorm = scaled_step(params, opt_state, step, scale())
         else:
-            new_params, new_opt_state, loss, gnorm = scaled_step(params, opt_state, step, scale)
+            new_params, new_opt_state, loss, gnorm = train_step(params, opt_state, step)
         loss, gnorm = float(loss), float(gnorm)
         if not (math.isfinite(loss) and math.isfinite(gnorm)):
-            failed_at = step
-            if backed_off(f"the meta-loss became {'NaN' if not math.isfinite(loss) else 'infinite'}"):
+            if backed_off(f"the meta-loss became {'NaN' if not math.isfinite(loss) else 'infinite'}", step):
                 continue
             where = saved_where()
             knob = f"[meta] {opt.knob} (now {getattr(meta, opt.knob)})"
@@ -240,8 +243,7 @@ def meta_train(task, rule, meta: MetaConfig, run_dir: str | Path | None = None, 
             val, n_div, n_valid = float(val), int(n_div), int(n_valid)
             row["val_loss"], row["val_diverged"] = val, n_div
             if n_valid and n_div == n_valid:
-                failed_at = step + 1
-                if backed_off(f"the student's weights diverged in all {n_valid} validation episodes"):
+                if backed_off(f"the student's weights diverged in all {n_valid} validation episodes", step + 1):
                     continue
                 raise MetaTrainingError(
                     f"the student's weights diverged (left +-{task.w_limit:g}, [task] max_weight) in all "
@@ -254,11 +256,11 @@ def meta_train(task, rule, meta: MetaConfig, run_dir: str | Path | None = None, 
             if math.isfinite(val) and val < best["val"]:
                 best = {"val": val, "step": step + 1}
                 best_params = params
-            validated = backoff > 0 and math.isfinite(val)
+            validated = math.isfinite(val)
             bar.set_postfix(loss=f"{loss:.4g}", val=f"{val:.4g}", best=f"{best['val']:.4g}")
         rows.append(row)
         if validated:  # a state a back-off may return to
-            good = (step + 1, params, opt_state, list(rows), dict(best), best_params)
+            good = (step + 1, params, opt_state, best, best_params)
         if step + 1 == end:
             end = planned_end(meta, rows)
             if end > step + 1:
